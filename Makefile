@@ -1,0 +1,51 @@
+# dalib: two commands.
+#   make run    the main job: the notebook series in the `full` profile, then runs/full/report.md
+#   make test   unit tests + every notebook under nbval in the `fast` profile
+# Both create .venv on first use and install into it; nothing else on the machine is touched.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dalib-installed
+
+# timm imports torchvision at import time, so torch and torchvision must be a matching pair.
+# On this CPU dev box (x86_64, Python 3.11) pip takes this pair from local disk, no download;
+# the CPU-only torch 2.13.0 wheel has no torchvision that imports beside it. Override for
+# other machines, e.g. `make test TORCH_SPEC="torch==2.9.1 torchvision==0.24.1"` on aarch64,
+# or TORCH_SPEC= (empty) to keep whatever torch the environment has (Colab).
+ARCH := $(shell uname -m)
+ifeq ($(ARCH),aarch64)
+TORCH_SPEC ?= torch==2.9.1 torchvision==0.24.1
+else
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+endif
+
+export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run test install unit notebooks reproduce lint clean-runs
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (first time: a few minutes) ..."
+	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/pip install -q $(TORCH_SPEC); fi
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	DALIB_PROFILE=full $(BIN)/python -m dalib run-notebooks --profile full
+
+test: unit notebooks
+
+unit: $(STAMP)
+	DALIB_PROFILE=fast $(BIN)/python -m pytest tests/ -q
+
+notebooks: $(STAMP)
+	DALIB_PROFILE=fast $(BIN)/python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
+
+lint: $(STAMP)
+	$(BIN)/ruff check dalib tests benchmarks
+
+clean-runs:
+	rm -rf runs/fast

@@ -1,0 +1,151 @@
+"""Run profiles, seeds, device and thread choice, and where artifacts live.
+
+One switch, read here and nowhere else: ``DALIB_PROFILE=fast|full|gpu`` (default ``full``).
+Notebooks and scripts ask :func:`get_profile` for sizes and never branch on the flag.
+
+- ``fast``: seconds per notebook; just enough data and steps to run every code path (CI, tests).
+- ``full``: the toy-scale experiment whose outputs are committed in the notebooks
+  (``make run``, about an hour on 2 CPU cores).
+- ``gpu``: the same experiment scaled for a single CUDA GPU (Colab T4 and up).
+
+Artifacts (datasets, checkpoints, pseudo labels, reports) go under ``runs/<profile>/`` of the
+source checkout, or of the current directory for a pip-installed dalib; ``DALIB_HOME``
+overrides the root (``$DALIB_HOME/<profile>/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILE_ENV = "DALIB_PROFILE"
+HOME_ENV = "DALIB_HOME"
+DEVICE_ENV = "DALIB_DEVICE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size a notebook or job needs, in one place.
+
+    Image sides are in pixels and multiples of the ViT patch (14). Counts are images per
+    synthetic domain. Steps are optimiser steps.
+    """
+
+    name: str
+    image_size: int  # square training / evaluation crop side, px (multiple of 14)
+    render_size: int  # side at which synthetic scenes are rendered, px (>= image_size)
+    n_labeled: int  # labeled images per labeled domain
+    n_unlabeled: int  # unlabeled images per unlabeled domain
+    n_eval: int  # images per held-out domain for zero-shot evaluation
+    n_photo_crops: int  # random crops of the bundled real photographs added to the pool
+    encoder: str  # model size for teacher and student (see dalib.model)
+    batch_size: int  # labeled images per batch (student batches add 2x unlabeled)
+    teacher_steps: int
+    student_steps: int
+    eval_every: int  # steps between evaluations on held-out domains
+    checkpoint_every: int  # steps between resumable checkpoints
+    seeds: tuple[int, ...]  # seeds of repeated experiments (ablations)
+    num_workers: int  # DataLoader workers
+    progress: bool  # show tqdm progress bars (off in fast so nbval output is stable)
+
+    def replace(self, **changes) -> "Profile":
+        """A copy with some fields changed, e.g. ``profile.replace(teacher_steps=10)``."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    "fast": Profile(
+        name="fast", image_size=56, render_size=64, n_labeled=8, n_unlabeled=8, n_eval=4,
+        n_photo_crops=8, encoder="micro", batch_size=4, teacher_steps=3, student_steps=3,
+        eval_every=3, checkpoint_every=2, seeds=(0,), num_workers=0, progress=False,
+    ),
+    "full": Profile(
+        name="full", image_size=98, render_size=112, n_labeled=400, n_unlabeled=600,
+        n_eval=100, n_photo_crops=400, encoder="tiny", batch_size=16, teacher_steps=1500,
+        student_steps=1500, eval_every=250, checkpoint_every=250, seeds=(0, 1, 2),
+        num_workers=0, progress=True,
+    ),
+    "gpu": Profile(
+        name="gpu", image_size=224, render_size=256, n_labeled=4000, n_unlabeled=8000,
+        n_eval=300, n_photo_crops=4000, encoder="vits", batch_size=32, teacher_steps=10000,
+        student_steps=10000, eval_every=1000, checkpoint_every=1000, seeds=(0, 1, 2),
+        num_workers=4, progress=True,
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile named ``name``, else ``$DALIB_PROFILE``, else ``full``.
+
+    Raises ``ValueError`` naming the valid profiles for an unknown name.
+    """
+    chosen = name if name is not None else os.environ.get(PROFILE_ENV, "full")
+    chosen = chosen.strip().lower()
+    if chosen not in PROFILES:
+        source = "argument name" if name is not None else f"${PROFILE_ENV}"
+        raise ValueError(f"unknown profile {chosen!r} (from {source}); choose one of {sorted(PROFILES)}")
+    return PROFILES[chosen]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a CPU generator seeded the same."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The device to compute on: ``prefer`` or ``$DALIB_DEVICE`` if given, else CUDA, else CPU.
+
+    Apple's MPS is used only when asked for by name (its kernels differ enough from CUDA/CPU
+    that silent use would surprise). Asking for an unavailable device raises ``RuntimeError``.
+    """
+    wanted = prefer or os.environ.get(DEVICE_ENV)
+    if wanted is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(wanted)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {wanted!r} was asked for but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise RuntimeError(f"device {wanted!r} was asked for but MPS is not available")
+    return device
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads to ``n`` (default: the CPUs this process may use).
+
+    Returns the number set. Inter-op threads stay at torch's default.
+    """
+    if n is None:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    return n
+
+
+def _default_home() -> Path:
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout / "runs"
+    return Path.cwd() / "runs"
+
+
+def artifact_root(profile: Profile | str | None = None) -> Path:
+    """``runs/<profile>/`` (created if missing): where datasets, checkpoints and reports go."""
+    if not isinstance(profile, Profile):
+        profile = get_profile(profile)
+    home = os.environ.get(HOME_ENV)
+    root = (Path(home).expanduser() if home else _default_home()) / profile.name
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot create the artifact folder {root}: {err}") from err
+    return root
