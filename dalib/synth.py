@@ -1,0 +1,313 @@
+"""A procedural RGB-D world: random scenes rendered by exact ray casting.
+
+Every image comes with exact metric z-depth (``inf`` at sky), a sky mask and a semantic
+class per pixel. Scenes are built from planes/rooms, boxes, spheres and vertical cylinders
+(``dalib.geometry``), textured with procedural patterns and photographs bundled with
+scikit-image (``dalib.textures``), lit by an ambient term plus one sun or point light with
+cast shadows, and seen by a pinhole camera with random pose and field of view.
+
+Domains play the roles of the paper's datasets. ``LABELED``: clean "sensor" sets the teacher
+learns from. ``UNLABELED``: more diverse (photo textures, clutter, lighting, noise), only
+their images are used. ``HELD_OUT``: zero-shot evaluation only, never trained on; the same
+kinds of primitives in new arrangements and looks.
+
+============== ========= ======= ========= ===================================================
+name           group     scene   depth     what is special
+============== ========= ======= ========= ===================================================
+indoor_rooms   labeled   indoor  <= 10 m   furnished rooms, procedural textures, ceiling light
+street_drive   labeled   outdoor <= 80 m   KITTI-like road between buildings, car-height camera
+object_field   labeled   outdoor <= 80 m   open ground with boxes, balls, barrels; clear day
+photo_rooms    unlabeled indoor  <= 10 m   photo textures, coloured light, clutter, tilted camera
+corridors      unlabeled indoor  <= 10 m   long narrow rooms, dim light, sensor noise
+warehouse      unlabeled indoor  <= 10 m   stacked crates and barrels, low light, vignetting
+photo_city     unlabeled outdoor <= 80 m   photo-textured streets, haze, roll, any sun
+park           unlabeled outdoor <= 80 m   trees and hills on grass/gravel photos, low sun
+gallery        held_out  indoor  <= 10 m   tall hall, grid of pillars and plinths with spheres
+ruins          held_out  outdoor <= 80 m   walls and columns of stacked blocks at dusk, fog
+============== ========= ======= ========= ===================================================
+
+Deterministic: ``render(domain, seed, size)`` draws everything from a NumPy generator seeded
+by a stable hash of (domain, seed); the world does not depend on ``size``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dalib import geometry, props, scenes, shading, textures
+from dalib.geometry import Box, Camera, Cylinder, Plane, Primitive, Sphere, check_size, raycast
+from dalib.props import SEMANTIC_CLASSES, SKY
+from dalib.scenes import DomainSpec, World
+from dalib.shading import Light, Sky, shade
+from dalib.textures import PHOTOS, Material, stable_seed
+
+__all__ = [
+    "DOMAINS",
+    "HELD_OUT",
+    "LABELED",
+    "RENDER_VERSION",
+    "SEMANTIC_CLASSES",
+    "UNLABELED",
+    "Box",
+    "Camera",
+    "Cylinder",
+    "DomainSpec",
+    "Light",
+    "Material",
+    "Plane",
+    "Primitive",
+    "Scene",
+    "Sky",
+    "Sphere",
+    "World",
+    "build_world",
+    "raycast",
+    "render",
+    "render_many",
+    "shade",
+]
+# Changes whenever any module of the renderer changes, so that cached datasets are rebuilt.
+RENDER_VERSION = hashlib.sha256(
+    b"".join(Path(m.__file__).read_bytes() for m in (geometry, props, scenes, shading, textures))
+    + Path(__file__).read_bytes()
+).hexdigest()[:16]
+_LABELED, _UNLABELED, _HELD_OUT = scenes.GROUPS
+_ROOM = {"layout": "room", "max_depth": 10.0}
+_FIELD = {"layout": "field", "max_depth": 80.0}
+_STREET = {
+    "layout": "street",
+    "max_depth": 80.0,
+    "objects": ("pole", "car", "tree"),
+    "n_objects": (4, 10),
+}
+DOMAINS: dict[str, DomainSpec] = {
+    "indoor_rooms": DomainSpec(
+        group=_LABELED,
+        description="furnished rooms, procedural textures",
+        fov_deg=(55, 75),
+        height=(1.0, 1.7),
+        pitch_deg=(-20, 5),
+        roll_deg=2,
+        objects=("crate", "ball", "barrel", "stack"),
+        n_objects=(3, 7),
+        **_ROOM,
+    ),
+    "street_drive": DomainSpec(
+        group=_LABELED,
+        description="KITTI-like road between buildings",
+        fov_deg=(70, 90),
+        height=(1.5, 1.8),
+        pitch_deg=(-5, 2),
+        roll_deg=1,
+        **_STREET,
+    ),
+    "object_field": DomainSpec(
+        group=_LABELED,
+        description="open ground, scattered objects",
+        fov_deg=(50, 80),
+        height=(1.2, 2.5),
+        pitch_deg=(-15, 0),
+        roll_deg=2,
+        objects=("crate", "ball", "barrel", "stack"),
+        n_objects=(8, 20),
+        object_scale=(1.5, 3.0),
+        patterns=("noise", "checker", "tiles"),
+        **_FIELD,
+    ),
+    "photo_rooms": DomainSpec(
+        group=_UNLABELED,
+        description="photo textures, coloured light, clutter",
+        fov_deg=(50, 85),
+        height=(0.6, 2.0),
+        pitch_deg=(-30, 15),
+        roll_deg=8,
+        objects=("crate", "ball", "barrel", "stack"),
+        n_objects=(5, 12),
+        photos=PHOTOS,
+        photo_prob=0.6,
+        light_tint=0.5,
+        saturation=(0.1, 0.8),
+        **_ROOM,
+    ),
+    "corridors": DomainSpec(
+        group=_UNLABELED,
+        description="long narrow rooms, dim",
+        fov_deg=(50, 80),
+        height=(1.2, 1.9),
+        pitch_deg=(-15, 10),
+        roll_deg=4,
+        objects=("barrel", "crate", "ball"),
+        n_objects=(1, 4),
+        room=((1.8, 3.0), (2.3, 3.0), (7.0, 9.0)),
+        ambient=(0.12, 0.25),
+        light=(0.6, 0.9),
+        photos=("brick", "gravel", "camera"),
+        photo_prob=0.3,
+        noise=0.03,
+        **_ROOM,
+    ),
+    "warehouse": DomainSpec(
+        group=_UNLABELED,
+        description="stacked crates and barrels",
+        fov_deg=(60, 90),
+        height=(1.2, 2.5),
+        pitch_deg=(-25, 5),
+        roll_deg=3,
+        objects=("stack", "barrel", "crate"),
+        n_objects=(6, 14),
+        room=((5.0, 6.5), (3.0, 3.8), (5.0, 6.5)),
+        patterns=("wood", "noise", "stripes"),
+        photos=("brick", "gravel", "grass"),
+        photo_prob=0.3,
+        ambient=(0.15, 0.3),
+        light_tint=0.3,
+        noise=0.02,
+        vignette=0.4,
+        **_ROOM,
+    ),
+    "photo_city": DomainSpec(
+        group=_UNLABELED,
+        description="photo-textured streets, haze",
+        fov_deg=(50, 95),
+        height=(1.2, 4.0),
+        pitch_deg=(-10, 10),
+        roll_deg=6,
+        photos=PHOTOS,
+        photo_prob=0.6,
+        sun_elevation_deg=(10, 80),
+        skies=("day", "overcast", "dusk"),
+        fog_m=(60, 250),
+        light_tint=0.3,
+        **_STREET,
+    ),
+    "park": DomainSpec(
+        group=_UNLABELED,
+        description="trees, hills, grass photos, low sun",
+        fov_deg=(45, 90),
+        height=(0.5, 6.0),
+        pitch_deg=(-30, 5),
+        roll_deg=4,
+        objects=("tree", "tree", "ball", "barrel"),
+        n_objects=(8, 24),
+        object_scale=(1.0, 2.0),
+        patterns=("noise", "wood", "stripes"),
+        photos=("grass", "gravel", "brick", "moon"),
+        photo_prob=0.6,
+        sun_elevation_deg=(8, 35),
+        skies=("day", "overcast"),
+        fog_m=(120, 400),
+        light_tint=0.3,
+        **_FIELD,
+    ),
+    "gallery": DomainSpec(
+        group=_HELD_OUT,
+        description="hall with a grid of pillars and plinths",
+        fov_deg=(55, 80),
+        height=(1.3, 1.8),
+        pitch_deg=(-10, 10),
+        roll_deg=3,
+        objects=("pillar", "plinth"),
+        n_objects=(6, 9),
+        room=((5.5, 6.5), (3.5, 4.5), (5.5, 6.5)),
+        grid=True,
+        patterns=("tiles", "checker", "noise"),
+        photos=("astronaut", "coffee", "chelsea", "rocket", "moon"),
+        photo_prob=0.4,
+        saturation=(0.0, 0.3),
+        light=(0.8, 1.0),
+        ambient=(0.35, 0.5),
+        **_ROOM,
+    ),
+    "ruins": DomainSpec(
+        group=_HELD_OUT,
+        description="walls and columns of stacked blocks at dusk",
+        fov_deg=(45, 75),
+        height=(1.5, 4.0),
+        pitch_deg=(-15, 5),
+        roll_deg=8,
+        objects=("wall", "stack", "column", "ball"),
+        n_objects=(8, 18),
+        object_scale=(1.5, 3.0),
+        patterns=("bricks", "noise", "tiles"),
+        photos=("gravel", "brick", "moon"),
+        photo_prob=0.5,
+        sun_elevation_deg=(4, 15),
+        skies=("dusk",),
+        fog_m=(50, 150),
+        light_tint=0.6,
+        saturation=(0.1, 0.4),
+        **_FIELD,
+    ),
+}
+LABELED = tuple(k for k, v in DOMAINS.items() if v.group == _LABELED)
+UNLABELED = tuple(k for k, v in DOMAINS.items() if v.group == _UNLABELED)
+HELD_OUT = tuple(k for k, v in DOMAINS.items() if v.group == _HELD_OUT)
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """One rendered RGB-D sample. image (H, W, 3) uint8; depth (H, W) float32 z-depth in
+    metres, inf at sky; sky (H, W) bool; semantic (H, W) int64 ids into SEMANTIC_CLASSES;
+    K (3, 3) float32 intrinsics in pixels."""
+
+    image: np.ndarray
+    depth: np.ndarray
+    sky: np.ndarray
+    semantic: np.ndarray
+    K: np.ndarray
+    domain: str
+    seed: int
+
+
+def _spec(domain: str) -> DomainSpec:
+    if domain not in DOMAINS:
+        raise ValueError(f"unknown domain {domain!r}; choose one of {sorted(DOMAINS)}")
+    return DOMAINS[domain]
+
+
+def build_world(domain: str, seed: int) -> World:
+    """The world (primitives, light, sky, camera pose) of scene ``seed`` of ``domain``; it does
+    not depend on the image size."""
+    return scenes.build_world(
+        _spec(domain), np.random.default_rng(stable_seed("synth", domain, int(seed)))
+    )
+
+
+def render(domain: str, seed: int, size: tuple[int, int] = (112, 112)) -> Scene:
+    """Render scene ``seed`` of ``domain`` at ``size`` (H, W); bit-identical for equal inputs.
+
+    Sensor effects (exposure, vignetting, noise) are applied after shading; the noise is drawn
+    from its own generator, seeded by (domain, seed, size)."""
+    spec, world = _spec(domain), build_world(domain, seed)
+    h, w = size = check_size(size)
+    camera = world.camera(size)
+    linear, depth, index = shade(
+        camera, world.primitives, size, world.light, world.sky, world.fog_m
+    )
+    rng = np.random.default_rng(stable_seed("sensor", domain, int(seed), h, w))
+    linear = linear * world.exposure
+    if spec.vignette:
+        v, u = np.mgrid[0:h, 0:w]
+        r2 = ((u + 0.5) / w - 0.5) ** 2 + ((v + 0.5) / h - 0.5) ** 2
+        linear = linear * (1 - spec.vignette * 2 * r2)[:, :, None]
+    if spec.noise:
+        linear = linear + rng.normal(0, spec.noise, linear.shape)
+    image = (np.clip(linear, 0, 1) * 255 + 0.5).astype(np.uint8)
+    # semantic id per primitive, and the sky's id last so that index -1 (no hit) maps to it
+    labels = np.array([p.label for p in world.primitives] + [SKY], dtype=np.int64)
+    return Scene(
+        image, depth, index < 0, labels[index], camera.K.astype(np.float32), domain, int(seed)
+    )
+
+
+def render_many(
+    domain: str, seeds: Iterable[int], size: tuple[int, int] = (112, 112)
+) -> list[Scene]:
+    """``[render(domain, s, size) for s in seeds]``."""
+    _spec(domain)
+    return [render(domain, int(s), size) for s in seeds]
