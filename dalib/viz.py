@@ -1,0 +1,234 @@
+"""Pictures: colourised depth / disparity, class maps, comparison grids, a scene browser.
+
+Everything draws on :class:`matplotlib.figure.Figure` objects created directly (no pyplot
+state), so it works headless (no display needed, Agg rendering) and figures are never shown
+twice in a notebook: return the figure as a cell's last value to display it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+import numpy as np
+import torch
+from einops import rearrange
+from matplotlib.figure import Figure
+from PIL import Image
+
+if TYPE_CHECKING:
+    import ipywidgets
+
+INVALID_COLOR = (0, 0, 0)  # colour of masked / non-finite pixels in colourised maps
+VIEWS = ("image", "depth", "disparity", "semantics")
+
+
+def _numpy(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def colorize(
+    values: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor | None = None,
+    cmap: str = "Spectral_r",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    percentiles: tuple[float, float] = (2.0, 98.0),
+) -> np.ndarray:
+    """Colour a scalar map (depth, disparity, error) through a matplotlib colormap.
+
+    Args:
+        values: (H, W) numbers.
+        mask: optional bool (H, W); pixels where it is False, and non-finite pixels, are
+            drawn in :data:`INVALID_COLOR` (black).
+        cmap: colormap name; the default ``Spectral_r`` shows high values red, low blue
+            (for disparity: near = red, far = blue).
+        vmin, vmax: value range; each missing end defaults to the given percentile of the
+            valid values, so a few outliers do not wash out the map.
+
+    Returns:
+        uint8 (H, W, 3). A map with no valid pixel is all black.
+    """
+    array = _numpy(values).astype(np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"values must have shape (H, W), got {array.shape}")
+    valid = np.isfinite(array)
+    if mask is not None:
+        mask_np = _numpy(mask).astype(bool)
+        if mask_np.shape != array.shape:
+            raise ValueError(
+                f"mask shape {mask_np.shape} does not match values shape {array.shape}"
+            )
+        valid &= mask_np
+    out = np.empty((*array.shape, 3), dtype=np.uint8)
+    out[:] = INVALID_COLOR
+    if not valid.any():
+        return out
+    low = vmin if vmin is not None else float(np.percentile(array[valid], percentiles[0]))
+    high = vmax if vmax is not None else float(np.percentile(array[valid], percentiles[1]))
+    span = high - low if high > low else 1.0
+    unit = np.clip((array[valid] - low) / span, 0.0, 1.0)
+    colours = matplotlib.colormaps[cmap](unit)[:, :3]
+    out[valid] = np.rint(colours * 255).astype(np.uint8)
+    return out
+
+
+def semantic_palette(num_classes: int) -> np.ndarray:
+    """A fixed palette (num_classes, 3) uint8: ``tab20`` colours, then evenly spaced hues.
+
+    Class 0 (``"sky"`` in :mod:`dalib.synth`) is light sky blue.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    tab20 = matplotlib.colormaps["tab20"](np.arange(20))[:, :3]
+    extra = matplotlib.colormaps["hsv"](
+        np.linspace(0, 1, max(num_classes - 20, 0), endpoint=False)
+    )[:, :3]
+    palette = np.rint(np.concatenate([tab20, extra])[:num_classes] * 255).astype(np.uint8)
+    palette[0] = (135, 206, 235)
+    return palette
+
+
+def colorize_semantic(
+    labels: np.ndarray | torch.Tensor, num_classes: int | None = None
+) -> np.ndarray:
+    """Colour an int class map (H, W) with :func:`semantic_palette`; labels outside
+    ``[0, num_classes)`` (e.g. an ignore index) are black. Returns uint8 (H, W, 3)."""
+    array = _numpy(labels).astype(np.int64)
+    if num_classes is None:
+        num_classes = max(int(array.max(initial=0)) + 1, 1)
+    palette = np.concatenate([semantic_palette(num_classes), np.zeros((1, 3), np.uint8)])
+    index = np.where((array >= 0) & (array < num_classes), array, num_classes)
+    return palette[index]
+
+
+def _panel(value) -> np.ndarray:
+    """A grid cell as something ``imshow`` draws: uint8 (H, W, 3) as is; a (3, H, W) tensor in
+    [0, 1] as an image; a (H, W, 3) float in [0, 1]; a (H, W) map colourised."""
+    array = _numpy(value)
+    if array.ndim == 3 and array.shape[0] == 3 and array.shape[-1] != 3:
+        array = rearrange(array, "c h w -> h w c")
+    if array.ndim == 2:
+        return colorize(array)
+    if array.ndim == 3 and array.shape[-1] == 3:
+        return array if array.dtype == np.uint8 else np.clip(array, 0.0, 1.0)
+    raise ValueError(
+        f"cannot draw a panel of shape {array.shape}: expected (H, W), (H, W, 3) or (3, H, W)"
+    )
+
+
+def show_grid(
+    rows: Sequence[Sequence],
+    titles: Sequence[Sequence[str]] | Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    cell_size: float = 2.2,
+) -> Figure:
+    """A comparison grid: one row per sample, one column per view (image, GT, predictions...).
+
+    Args:
+        rows: list of rows, each a list of panels: uint8 (H, W, 3) images, float (3, H, W)
+            tensors in [0, 1], or (H, W) maps (colourised with :func:`colorize`). ``None``
+            leaves a cell empty. Rows may have different lengths.
+        titles: column titles (one list for all rows, shown on the first row) or one list per row.
+        row_labels: text at the left of each row.
+        cell_size: inches per cell.
+
+    Returns:
+        The :class:`~matplotlib.figure.Figure` (not shown; display or ``savefig`` it).
+    """
+    n_rows = len(rows)
+    n_cols = max((len(r) for r in rows), default=0)
+    if n_rows == 0 or n_cols == 0:
+        raise ValueError("rows must hold at least one panel")
+    per_row = titles is not None and len(titles) > 0 and not isinstance(titles[0], str)
+    figure = Figure(figsize=(cell_size * n_cols, cell_size * n_rows), layout="constrained")
+    axes = figure.subplots(n_rows, n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= len(row) or row[c] is None:
+                ax.set_axis_off()
+                continue
+            ax.imshow(_panel(row[c]), interpolation="nearest")
+            row_titles = titles[r] if per_row else (titles if r == 0 else None)
+            if row_titles is not None and c < len(row_titles):
+                ax.set_title(row_titles[c], fontsize=9)
+        if row_labels is not None and r < len(row_labels):
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
+    return figure
+
+
+def _png_bytes(image: np.ndarray, scale: int) -> bytes:
+    picture = Image.fromarray(image)
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def scene_view(scene: Any, view: str) -> np.ndarray:
+    """One view of a :class:`dalib.synth.Scene` as uint8 (H, W, 3): the image, colourised
+    depth (near = red; sky black), colourised disparity, or the semantic classes."""
+    from dalib.depth import depth_to_disparity
+
+    if view == "image":
+        return scene.image
+    if view == "depth":
+        return colorize(scene.depth, cmap="Spectral")
+    if view == "disparity":
+        return colorize(depth_to_disparity(scene.depth), mask=~scene.sky)
+    if view == "semantics":
+        classes = importlib.import_module("dalib.synth").SEMANTIC_CLASSES
+        return colorize_semantic(scene.semantic, num_classes=len(classes))
+    raise ValueError(f"unknown view {view!r}; choose one of {VIEWS}")
+
+
+def scene_browser(
+    size: int | tuple[int, int] = 96, max_seed: int = 99, zoom: int = 3
+) -> ipywidgets.VBox:
+    """An ipywidgets browser of the synthetic world: pick a domain, a seed and a view.
+
+    The domain list is grouped as labeled / unlabeled / held-out (``dalib.synth``); scenes are
+    rendered on demand at ``size`` and kept while the widget lives. Returns a ``VBox`` whose
+    ``.image`` attribute is the picture widget and ``.controls`` the (domain, seed, view)
+    widgets, so code can drive it too.
+    """
+    import ipywidgets as widgets
+
+    synth = importlib.import_module("dalib.synth")
+
+    groups = (
+        ("labeled", synth.LABELED),
+        ("unlabeled", synth.UNLABELED),
+        ("held-out", synth.HELD_OUT),
+    )
+    options = [(f"{group}: {name}", name) for group, names in groups for name in names]
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    domain = widgets.Dropdown(options=options, description="domain")
+    seed = widgets.IntSlider(
+        value=0, min=0, max=max_seed, description="seed", continuous_update=False
+    )
+    view = widgets.ToggleButtons(options=list(VIEWS), description="view")
+    picture = widgets.Image(format="png")
+    rendered: dict[tuple[str, int], object] = {}
+
+    def redraw(_change=None) -> None:
+        key = (domain.value, seed.value)
+        if key not in rendered:
+            rendered[key] = synth.render(domain.value, seed=seed.value, size=hw)
+        picture.value = _png_bytes(scene_view(rendered[key], view.value), zoom)
+
+    for control in (domain, seed, view):
+        control.observe(redraw, names="value")
+    redraw()
+    browser = widgets.VBox([widgets.HBox([domain, seed]), view, picture])
+    browser.image = picture
+    browser.controls = (domain, seed, view)
+    return browser
