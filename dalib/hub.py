@@ -1,0 +1,193 @@
+"""Released Depth Anything V1 checkpoints: addresses, checksums, verified downloads.
+
+The files live in the authors' Hugging Face Space (``LiheYoung/Depth-Anything``, folder
+``checkpoints/``, uploaded by LiheYoung in commit 843bd97, January 2024). The sha256 values
+are the Git LFS object ids shown on the Hub for those files (identical in the official
+Space and in its duplicates).
+
+``download`` streams to a temporary file next to the destination, hashes while writing,
+and renames it into place only when the hash matches, so an interrupted or corrupt
+download never leaves a file that looks complete. Files are cached under
+``$DALIB_HOME/hub`` (or ``~/.cache/dalib`` when ``DALIB_HOME`` is unset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from dalib.config import HOME_ENV
+
+SPACE_URL = "https://huggingface.co/spaces/LiheYoung/Depth-Anything/resolve/main/checkpoints"
+CHUNK = 1 << 20  # bytes per read
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    encoder: str
+    url: str
+    sha256: str | None  # None would mean "no published hash": download() then skips the check
+    size_bytes: int | None = None
+
+
+OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
+    "vits": OfficialCheckpoint(
+        "vits",
+        f"{SPACE_URL}/depth_anything_vits14.pth",
+        "59afe57cfd9f4284deaf5b753d954723d7136ae842fba3e068ba03537ca1e60e",
+    ),  # 99.2 MB
+    "vitb": OfficialCheckpoint(
+        "vitb",
+        f"{SPACE_URL}/depth_anything_vitb14.pth",
+        "64ae214ae4e27424b644c49464c0aa243016f6f753d95097c8eb9ad0b9cb2d9b",
+    ),  # 390 MB
+    "vitl": OfficialCheckpoint(
+        "vitl",
+        f"{SPACE_URL}/depth_anything_vitl14.pth",
+        "6c6a383e33e51c5fdfbf31e7ebcda943973a9e6a1cbef1564afe58d7f2e8fe63",
+        1_341_401_882,
+    ),
+}
+
+
+def hub_dir() -> Path:
+    """Where downloaded weights are cached: ``$DALIB_HOME/hub`` or ``~/.cache/dalib``."""
+    home = os.environ.get(HOME_ENV)
+    return Path(home).expanduser() / "hub" if home else Path.home() / ".cache" / "dalib"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download(
+    url: str,
+    dest: str | os.PathLike,
+    sha256: str | None,
+    progress: bool = True,
+    timeout: float = 30.0,
+) -> Path:
+    """Download ``url`` to ``dest`` (atomic), verify ``sha256``; return ``dest``.
+
+    An existing ``dest`` with the right hash is kept without downloading. ``sha256=None``
+    must be passed explicitly and skips verification (for files without a published hash).
+    Raises ``ValueError`` on a hash mismatch (the download is deleted) and
+    ``ConnectionError`` naming the URL and the place to put the file by hand when the URL
+    cannot be reached.
+    """
+    dest = Path(dest)
+    expected = sha256.lower() if sha256 else None
+    if dest.is_file() and (expected is None or sha256_of(dest) == expected):
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    digest = hashlib.sha256()
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+                total = response.headers.get("Content-Length")
+                with tqdm(
+                    total=int(total) if total else None,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=not progress,
+                ) as bar:
+                    for chunk in iter(lambda: response.read(CHUNK), b""):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
+            raise ConnectionError(
+                f"could not download {url} (offline?): {err}; download it "
+                f"elsewhere and put the file at {dest}"
+            ) from err
+        actual = digest.hexdigest()
+        if expected is not None and actual != expected:
+            raise ValueError(
+                f"sha256 mismatch for {url}: expected {expected}, got {actual}; "
+                "the download was deleted"
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """True if a TCP connection to the URL's host opens within ``timeout`` seconds."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def dinov2_weights_file(timm_name: str) -> Path:
+    """Local file of timm's DINOv2 weights ``timm_name`` (Hugging Face repo ``timm/<name>``).
+
+    Uses the huggingface_hub cache when it has the file; otherwise downloads it, after a
+    3-second reachability check so that an offline machine gets a clear ``ConnectionError``
+    at once instead of minutes of retries.
+    """
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    repo = f"timm/{timm_name}"
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        cached = try_to_load_from_cache(repo, filename)
+        if isinstance(cached, str):
+            return Path(cached)
+    if not _reachable(constants.ENDPOINT):
+        raise ConnectionError(
+            f"could not download the DINOv2 weights {repo} (offline? "
+            f"{constants.ENDPOINT} is unreachable); run once with internet so "
+            "huggingface_hub caches them, or pass the path of a DINOv2 state dict"
+        )
+    return Path(hf_hub_download(repo, "model.safetensors"))
+
+
+def official_checkpoint_path(encoder: str, progress: bool = True) -> Path:
+    """Local path of the released ``depth_anything_{encoder}14.pth``, downloaded if missing."""
+    if encoder not in OFFICIAL_CHECKPOINTS:
+        raise ValueError(
+            f"no released checkpoint for encoder {encoder!r}; "
+            f"choose one of {sorted(OFFICIAL_CHECKPOINTS)}"
+        )
+    entry = OFFICIAL_CHECKPOINTS[encoder]
+    dest = hub_dir() / entry.url.rsplit("/", 1)[-1]
+    return download(entry.url, dest, entry.sha256, progress=progress)
+
+
+def load_official(encoder: str = "vits", progress: bool = True):
+    """The released Depth Anything V1 model of ``encoder`` size (downloaded once), in eval mode."""
+    from dalib.model import DepthAnything, load_official_checkpoint
+
+    model = DepthAnything(encoder)
+    return load_official_checkpoint(model, official_checkpoint_path(encoder, progress)).eval()
+
+
+__all__ = [
+    "OFFICIAL_CHECKPOINTS",
+    "OfficialCheckpoint",
+    "dinov2_weights_file",
+    "download",
+    "hub_dir",
+    "load_official",
+    "official_checkpoint_path",
+    "sha256_of",
+]
