@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from PIL import Image, ImageOps, PngImagePlugin
 
 DEPTH_SCALE_KEY = "dalib_depth_scale"
 MAX_DEPTH_CODE = 65535  # largest value of a 16-bit PNG
+MAX_PIXELS = 50_000_000  # default cap on width x height: larger files are refused, not decoded
 
 
 class ImageReadError(ValueError):
@@ -31,13 +33,21 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
 
     Readers never see a half-written file: the data goes to a temporary file in the same
     folder (so ``os.replace`` is a rename on one file system), which is deleted on error.
-    Creates the parent folder if needed.
+    Creates the parent folder if needed. Raises an ``OSError`` of the original kind
+    (``PermissionError``, ``NotADirectoryError``, ...) naming the file and the folder when the
+    folder cannot be created or written.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        )
+    except OSError as err:
+        raise type(err)(
+            f"cannot write {target}: the folder {target.parent} cannot be created or written "
+            f"({err.strerror or err})"
+        ) from err
     os.close(handle)
     temp = Path(temp_name)
     try:
@@ -47,8 +57,27 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def _open_fully(path: str | os.PathLike, what: str) -> Image.Image:
-    """Open and decode ``path`` completely; errors name the file and the cause."""
+def _check_size(file: Path, what: str, size: tuple[int, int], min_side: int, max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"cannot read {what} {file}: {width}x{height} = {width * height / 1e6:.1f} MP exceeds "
+            f"the limit of {max_pixels / 1e6:g} MP (max_pixels); downscale it or raise max_pixels"
+        )
+    if min(width, height) < min_side:
+        raise ImageReadError(
+            f"{what} {file} is {width}x{height}, smaller than min_side={min_side} px on a side"
+        )
+
+
+def _open_fully(
+    path: str | os.PathLike, what: str, min_side: int = 1, max_pixels: int = MAX_PIXELS
+) -> Image.Image:
+    """Open and decode ``path`` completely; errors name the file and the cause.
+
+    The size is checked from the header, before decoding; PIL's decompression-bomb warning
+    (more than ``Image.MAX_IMAGE_PIXELS`` pixels) is raised as an error too.
+    """
     file = Path(path)
     if not file.exists():
         raise FileNotFoundError(f"{what} file not found: {file}")
@@ -57,10 +86,20 @@ def _open_fully(path: str | os.PathLike, what: str) -> Image.Image:
     if file.stat().st_size == 0:
         raise ImageReadError(f"cannot read {what} {file}: the file is empty")
     try:
-        with Image.open(file) as image:
-            image.load()
-            return ImageOps.exif_transpose(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                _check_size(file, what, image.size, min_side, max_pixels)
+                image.load()
+                return ImageOps.exif_transpose(image)
+    except ImageReadError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageReadError(
+            f"cannot read {what} {file}: possible decompression bomb, more pixels than PIL's "
+            f"limit Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS} ({err})"
+        ) from err
+    except Exception as err:  # any decoder failure means the file is unusable
         cause = f"{type(err).__name__}: {err}"
         raise ImageReadError(f"cannot read {what} {file}: {cause}") from err
 
@@ -69,7 +108,9 @@ def _has_alpha(image: Image.Image) -> bool:
     return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(
+    path: str | os.PathLike, min_side: int = 1, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Read an image file as uint8 RGB, shape (H, W, 3).
 
     Handles every mode PIL decodes: grayscale (``L``, ``1``) is repeated over the channels;
@@ -79,12 +120,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     0..65535 to 0..255 (rounded); CMYK / YCbCr are converted. The EXIF orientation tag is
     applied, so the array is upright as a photo viewer shows it.
 
+    Args:
+        path: the image file.
+        min_side: smallest accepted height and width in pixels (datasets pass 14, one ViT
+            patch: smaller images are refused rather than upscaled from almost nothing).
+        max_pixels: largest accepted ``width * height`` (default :data:`MAX_PIXELS`, 50 MP),
+            checked from the header before any decoding. Files above PIL's own
+            ``Image.MAX_IMAGE_PIXELS`` (89 MP) are refused as possible decompression bombs
+            whatever ``max_pixels`` says; raise that PIL setting to read such files.
+
     Raises:
         FileNotFoundError: no file at ``path`` (the message names it).
-        ImageReadError: the file is empty, truncated, corrupt, not an image, or a float
-            (mode ``F``) image; the message names the file and the cause.
+        ImageReadError: the file is empty, truncated, corrupt, not an image, a float
+            (mode ``F``) image, or outside the size limits; the message names the file
+            and the cause.
     """
-    image = _open_fully(path, "image")
+    image = _open_fully(path, "image", min_side, max_pixels)
     if image.mode.startswith("I"):
         values = np.asarray(image, dtype=np.float64)
         gray = np.rint(np.clip(values, 0, MAX_DEPTH_CODE) * (255.0 / MAX_DEPTH_CODE)).astype(
@@ -143,20 +194,23 @@ def write_depth(
         Image.fromarray(codes.astype(np.uint16)).save(temp, format="PNG", pnginfo=info)
 
 
-def read_depth(path: str | os.PathLike, scale: float | None = None) -> np.ndarray:
+def read_depth(
+    path: str | os.PathLike, scale: float | None = None, max_pixels: int = MAX_PIXELS
+) -> np.ndarray:
     """Read a 16-bit depth PNG as float32 metres (H, W), 0 where invalid.
 
     Args:
         path: a single-channel 16-bit PNG (as written by :func:`write_depth`, KITTI, NYU, ...).
         scale: stored value per metre. ``None`` reads it from the ``dalib_depth_scale`` text
             chunk; an explicit value overrides the chunk (needed for other data sets).
+        max_pixels: largest accepted ``width * height``, as in :func:`read_image`.
 
     Raises:
         FileNotFoundError: no file at ``path``.
         ImageReadError: unreadable, or not a single-channel 16-bit image.
         ValueError: ``scale`` is None and the file stores none, or the stored one is invalid.
     """
-    image = _open_fully(path, "depth")
+    image = _open_fully(path, "depth", max_pixels=max_pixels)
     if not image.mode.startswith("I"):
         raise ImageReadError(
             f"cannot read depth {path}: expected a single-channel 16-bit PNG, "

@@ -99,8 +99,12 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def depth_fields(depth: np.ndarray, sky: np.ndarray | None = None) -> dict:
     """The ``"depth"``, ``"valid"`` and ``"sky"`` entries of a sample from a (H, W) depth map in
-    metres (``inf`` = sky, 0 / NaN = unknown) and an optional sky mask (default: none)."""
-    depth_t = torch.from_numpy(np.array(depth, dtype=np.float32))
+    metres (``inf`` = sky, 0 / NaN / negative / ``-inf`` = unknown) and an optional sky mask
+    (default: none). Unknown values become 0 in ``"depth"`` (the sample contract), so no NaN
+    or negative depth reaches a loss even where a mask is forgotten."""
+    values = np.array(depth, dtype=np.float32)
+    values[np.isnan(values) | (values < 0)] = 0
+    depth_t = torch.from_numpy(values)
     sky_t = (
         torch.zeros(depth_t.shape, dtype=torch.bool)
         if sky is None
