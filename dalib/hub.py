@@ -5,29 +5,24 @@ The files live in the authors' Hugging Face Space (``LiheYoung/Depth-Anything``,
 are the Git LFS object ids shown on the Hub for those files (identical in the official
 Space and in its duplicates).
 
-``download`` streams to a temporary file next to the destination, hashes while writing,
-and renames it into place only when the hash matches, so an interrupted or corrupt
-download never leaves a file that looks complete. Files are cached under
+Downloads go through :func:`dalib.download.download`: streamed to a ``.part`` file
+(resumed when interrupted), verified, and renamed into place only when the hash matches, so
+an interrupted or corrupt download never leaves a file that looks complete. Files are cached under
 ``$DALIB_HOME/hub`` (or ``~/.cache/dalib`` when ``DALIB_HOME`` is unset).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from dalib.config import HOME_ENV
+from dalib.download import download, sha256_of
 
 SPACE_URL = "https://huggingface.co/spaces/LiheYoung/Depth-Anything/resolve/main/checkpoints"
-CHUNK = 1 << 20  # bytes per read
 
 
 @dataclass(frozen=True)
@@ -62,69 +57,6 @@ def hub_dir() -> Path:
     """Where downloaded weights are cached: ``$DALIB_HOME/hub`` or ``~/.cache/dalib``."""
     home = os.environ.get(HOME_ENV)
     return Path(home).expanduser() / "hub" if home else Path.home() / ".cache" / "dalib"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download(
-    url: str,
-    dest: str | os.PathLike,
-    sha256: str | None,
-    progress: bool = True,
-    timeout: float = 30.0,
-) -> Path:
-    """Download ``url`` to ``dest`` (atomic), verify ``sha256``; return ``dest``.
-
-    An existing ``dest`` with the right hash is kept without downloading. ``sha256=None``
-    must be passed explicitly and skips verification (for files without a published hash).
-    Raises ``ValueError`` on a hash mismatch (the download is deleted) and
-    ``ConnectionError`` naming the URL and the place to put the file by hand when the URL
-    cannot be reached.
-    """
-    dest = Path(dest)
-    expected = sha256.lower() if sha256 else None
-    if dest.is_file() and (expected is None or sha256_of(dest) == expected):
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    digest = hashlib.sha256()
-    try:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-                total = response.headers.get("Content-Length")
-                with tqdm(
-                    total=int(total) if total else None,
-                    unit="B",
-                    unit_scale=True,
-                    desc=dest.name,
-                    disable=not progress,
-                ) as bar:
-                    for chunk in iter(lambda: response.read(CHUNK), b""):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-            raise ConnectionError(
-                f"could not download {url} (offline?): {err}; download it "
-                f"elsewhere and put the file at {dest}"
-            ) from err
-        actual = digest.hexdigest()
-        if expected is not None and actual != expected:
-            raise ValueError(
-                f"sha256 mismatch for {url}: expected {expected}, got {actual}; "
-                "the download was deleted"
-            )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:

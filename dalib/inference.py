@@ -25,6 +25,7 @@ from dalib.dpt import head_parameter_counts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_ASPECT = 8  # refuse images whose long side is more than 8x the short side
 
 
 def inference_size(height: int, width: int, input_size: int, multiple: int = 14) -> tuple[int, int]:
@@ -32,6 +33,12 @@ def inference_size(height: int, width: int, input_size: int, multiple: int = 14)
     if height < 1 or width < 1:
         raise ValueError(f"image must be non-empty, got {height}x{width}")
     scale = max(input_size / height, input_size / width)
+    if max(height, width) * scale > MAX_ASPECT * input_size:
+        raise ValueError(
+            f"image of {height}x{width} is too elongated: resizing its short side to "
+            f"{input_size} px would make the long side {max(height, width) * scale:.0f} px "
+            f"(more than {MAX_ASPECT} x {input_size}); crop it first"
+        )
 
     def constrain(side: float) -> int:
         rounded = int(np.round(side / multiple)) * multiple

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -284,6 +285,12 @@ def _torch_load(path: Path) -> dict[str, Tensor]:
             state = load_safetensors(path, device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"could not read {path}: refused, it holds pickled objects other than tensors, "
+            f"which weights_only=True does not load (they could run code) [{first}]"
+        ) from err
     except Exception as err:
         raise ValueError(f"could not read {path} as a PyTorch state dict: {err}") from err
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):

@@ -442,3 +442,11 @@ def test_timm_dinov2_weights_through_the_cache(monkeypatch, tmp_path):
         assert torch.equal(model.pretrained.state_dict()[key], value), key
     with pytest.raises(ValueError, match="do not fit 'tiny'"):
         DepthAnything("tiny", pretrained_encoder=tmp_path / "model.safetensors")
+
+
+def test_too_elongated_image_is_refused_before_resizing():
+    from dalib.inference import MAX_ASPECT, inference_size
+
+    assert inference_size(14, 14 * MAX_ASPECT, 14) == (14, 14 * MAX_ASPECT)
+    with pytest.raises(ValueError, match=r"2x2000 is too elongated"):
+        inference_size(2, 2000, 518)
