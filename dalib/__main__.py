@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
-from dalib.config import PROFILES
+from dalib.config import PROFILES, artifact_root, get_profile, set_threads
 
 
 def _add_profile(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                        help="run profile (default: $DALIB_PROFILE or full)")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="run profile (default: $DALIB_PROFILE or full)",
+    )
 
 
 def _cmd_run_notebooks(args: argparse.Namespace) -> int:
     from dalib.notebooks import run_notebooks
 
-    run_notebooks(Path(args.folder), profile=args.profile or "full", only=args.only,
-                  inplace=args.inplace)
+    run_notebooks(
+        Path(args.folder), profile=args.profile or "full", only=args.only, inplace=args.inplace
+    )
     return 0
 
 
@@ -29,26 +36,314 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.out) if args.out else artifact_root(args.profile)
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from dalib import synth
+    from dalib.data import SPLIT_SEEDS, SynthDepthDataset, write_depth
+    from dalib.pseudo import to_uint8, write_png
+
+    profile = get_profile(args.profile)
+    out = Path(args.out) if args.out else artifact_root(profile) / "dataset"
+    groups = {"labeled": synth.LABELED, "unlabeled": synth.UNLABELED, "held_out": synth.HELD_OUT}
+    counts = {
+        "labeled": profile.n_labeled,
+        "unlabeled": profile.n_unlabeled,
+        "held_out": profile.n_eval,
+    }
+    splits = {"labeled": "train", "unlabeled": "train", "held_out": "test"}
+    for group, domains in groups.items():
+        listed = []
+        for domain in [d for d in domains if not args.domains or d in args.domains]:
+            scenes = SynthDepthDataset(
+                domain,
+                args.n or counts[group],
+                args.size or profile.image_size,
+                artifact_root(profile) / "data",
+                seed=SPLIT_SEEDS[splits[group]],
+                render_size=max(profile.render_size, args.size or 0),
+                progress=profile.progress,
+            )
+            for i in range(len(scenes)):
+                sample, stem = scenes[i], f"{domain}/{{}}/{i:05d}.png"
+                write_png(out / stem.format("images"), to_uint8(sample["image"]))
+                write_depth(out / stem.format("depths"), sample["depth"], scale=args.depth_scale)
+                write_png(
+                    out / stem.format("semantic"), sample["semantic"].numpy().astype(np.uint8)
+                )
+                listed.append(stem.format("images"))
+        (out / f"{group}.txt").parent.mkdir(parents=True, exist_ok=True)
+        (out / f"{group}.txt").write_text("".join(f"{line}\n" for line in listed))
+    print(
+        f"wrote {out} (images/, depths/ at scale {args.depth_scale}, semantic/ per domain; *.txt splits)"
+    )
+    return 0
+
+
+def _extra_labeled(args: argparse.Namespace) -> list:
+    if not args.images:
+        return []
+    from dalib.data import RGBDFolder
+
+    if not args.depths:
+        raise SystemExit("--images needs --depths (16-bit depth PNGs paired by name)")
+    size = get_profile(args.profile).image_size
+    return [RGBDFolder(args.images, args.depths, depth_scale=args.depth_scale, size=size)]
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    return {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr_encoder": args.lr_encoder,
+        "lr_decoder": args.lr_decoder,
+        "seed": args.seed,
+        "amp": args.amp,
+    }
+
+
+def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from dalib.train import train_teacher
+
+    train_teacher(
+        args.profile,
+        root=_root(args),
+        resume=args.resume,
+        name=args.name or "teacher",
+        gradient_matching=args.gradient_matching,
+        extra_labeled=_extra_labeled(args),
+        **_settings(args),
+    )
+    return 0
+
+
+def _cmd_train_student(args: argparse.Namespace) -> int:
+    from dalib.train import train_student
+
+    train_student(
+        args.profile,
+        root=_root(args),
+        manifest=args.manifest,
+        resume=args.resume,
+        name=args.name or "student",
+        perturb=not args.no_perturb,
+        cutmix=not args.no_cutmix,
+        gradient_matching=args.gradient_matching,
+        extra_labeled=_extra_labeled(args),
+        **_settings(args),
+    )
+    return 0
+
+
+def _cmd_pseudo_label(args: argparse.Namespace) -> int:
+    from dalib.pseudo import pseudo_label
+
+    result = pseudo_label(
+        args.teacher,
+        args.profile,
+        root=_root(args),
+        image_folders=args.images,
+        batch_size=args.batch_size,
+    )
+    if result.quality:
+        print(json.dumps({"manifest": str(result.manifest), "quality": result.quality}, indent=1))
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, root: Path) -> Path:
+    if args.checkpoint:
+        return Path(args.checkpoint)
+    checkpoints = root / "checkpoints"
+    found = [checkpoints / f"{n}.safetensors" for n in ("student", "teacher")]
+    return next((p for p in found if p.is_file()), found[0])
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from dalib.data import read_image
+    from dalib.model import load_checkpoint, predict
+    from dalib.pseudo import write_disparity, write_png
+    from dalib.viz import colorize
+
+    model = load_checkpoint(_checkpoint(args, artifact_root(args.profile)))
+    out = Path(args.out) if args.out else Path(".")
+    for path in map(Path, args.images):
+        disparity = predict(model, read_image(path), input_size=args.input_size)
+        write_disparity(out / f"{path.stem}.disparity.png", disparity)
+        write_png(out / f"{path.stem}.preview.png", colorize(disparity))
+        print(f"{path} -> {out / path.stem}.disparity.png, .preview.png")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from dalib.loop import DepthNet
+    from dalib.model import load_checkpoint
+    from dalib.train import evaluate_held_out, held_out_sets
+
+    path = _checkpoint(args, _root(args))
+    net = DepthNet(load_checkpoint(path)).eval()
+    with torch.no_grad():
+        table = evaluate_held_out(net, held_out_sets(get_profile(args.profile), _root(args)))
+    print(f"{path}\n{'domain':<12} {'AbsRel':>8} {'delta1':>8}")
+    for domain, m in table.items():
+        print(f"{domain:<12} {m['abs_rel']:>8.4f} {m['delta1']:>8.4f}")
+    return 0
+
+
+def _add_out(
+    parser: argparse.ArgumentParser, what: str = "artifact folder (default runs/<profile>)"
+) -> None:
+    parser.add_argument("--out", default=None, help=what)
+
+
+def _add_training(parser: argparse.ArgumentParser) -> None:
+    _add_out(parser)
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the latest checkpoint of this run"
+    )
+    parser.add_argument("--name", default=None, help="checkpoint name (default teacher / student)")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="optimiser steps (default: the profile's)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="labeled images per process and step"
+    )
+    parser.add_argument(
+        "--lr-encoder", type=float, default=None, help="encoder learning rate (default 5e-5)"
+    )
+    parser.add_argument(
+        "--lr-decoder", type=float, default=None, help="decoder learning rate (default 5e-4)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="seed of init, data order and augmentation"
+    )
+    parser.add_argument(
+        "--amp",
+        choices=("auto", "off", "bf16", "fp16"),
+        default=None,
+        help="mixed precision (auto: bf16/fp16 on CUDA, off on CPU)",
+    )
+    parser.add_argument(
+        "--gradient-matching", type=float, default=0.5, help="weight of gradient matching (0: off)"
+    )
+    parser.add_argument(
+        "--images", default=None, help="extra labeled images folder (with --depths)"
+    )
+    parser.add_argument(
+        "--depths", default=None, help="16-bit depth PNGs paired with --images by name"
+    )
+    parser.add_argument(
+        "--depth-scale", type=float, default=None, help="stored value per metre of --depths"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dalib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser("run-notebooks", help="execute the notebook series and write the report")
     _add_profile(p)
-    p.add_argument("--folder", default="notebooks", help="folder of NN_*.ipynb (default: notebooks)")
-    p.add_argument("--only", nargs="*", default=(), help="run only notebooks whose names start so, e.g. 00 03")
-    p.add_argument("--inplace", action="store_true",
-                   help="write outputs into the notebooks themselves (how committed outputs are made)")
+    p.add_argument(
+        "--folder", default="notebooks", help="folder of NN_*.ipynb (default: notebooks)"
+    )
+    p.add_argument(
+        "--only", nargs="*", default=(), help="run only notebooks whose names start so, e.g. 00 03"
+    )
+    p.add_argument(
+        "--inplace",
+        action="store_true",
+        help="write outputs into the notebooks themselves (how committed outputs are made)",
+    )
     p.set_defaults(func=_cmd_run_notebooks)
 
-    p = sub.add_parser("report", help="gather runs/<profile>/report.md from the sections written so far")
+    p = sub.add_parser(
+        "report", help="gather runs/<profile>/report.md from the sections written so far"
+    )
     _add_profile(p)
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "synth", help="write a synthetic RGB-D dataset: RGB, 16-bit depth, semantic PNGs, splits"
+    )
+    _add_profile(p)
+    _add_out(p, "output folder (default runs/<profile>/dataset)")
+    p.add_argument("--domains", nargs="*", default=None, help="only these domains (default: all)")
+    p.add_argument(
+        "--n", type=int, default=None, help="scenes per domain (default: the profile's counts)"
+    )
+    p.add_argument(
+        "--size", type=int, default=None, help="image side in px (default: the profile's)"
+    )
+    p.add_argument(
+        "--depth-scale", type=float, default=256.0, help="16-bit depth code per metre (default 256)"
+    )
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("train-teacher", help="train the teacher on the labeled domains")
+    _add_profile(p)
+    _add_training(p)
+    p.set_defaults(func=_cmd_train_teacher)
+
+    p = sub.add_parser(
+        "pseudo-label", help="label the unlabeled pool with the teacher (resumable, sharded)"
+    )
+    _add_profile(p)
+    _add_out(p)
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="teacher checkpoint (default <out>/checkpoints/teacher.safetensors)",
+    )
+    p.add_argument(
+        "--images", nargs="*", default=(), help="more unlabeled image folders for the pool"
+    )
+    p.add_argument("--batch-size", type=int, default=32, help="images per teacher forward pass")
+    p.set_defaults(func=_cmd_pseudo_label)
+
+    p = sub.add_parser(
+        "train-student", help="train a student from scratch on labeled + pseudo-labeled images"
+    )
+    _add_profile(p)
+    _add_training(p)
+    p.add_argument(
+        "--manifest",
+        default=None,
+        help="pseudo-label manifest (default <out>/pseudo/manifest.json)",
+    )
+    p.add_argument(
+        "--no-perturb", action="store_true", help="no colour jitter / grayscale / blur on unlabeled"
+    )
+    p.add_argument("--no-cutmix", action="store_true", help="no CutMix on unlabeled images")
+    p.set_defaults(func=_cmd_train_student)
+
+    for name, func, text in (
+        ("predict", _cmd_predict, "image(s) -> 16-bit disparity PNG + colour preview"),
+        ("evaluate", _cmd_evaluate, "checkpoint -> AbsRel / delta1 per held-out domain"),
+    ):
+        p = sub.add_parser(name, help=text)
+        _add_profile(p)
+        _add_out(p, "output folder (predict; default .) / artifact folder (evaluate)")
+        p.add_argument(
+            "--checkpoint", default=None, help="dalib checkpoint (default: student, else teacher)"
+        )
+        if name == "predict":
+            p.add_argument("images", nargs="+", help="image files")
+            p.add_argument(
+                "--input-size", type=int, default=None, help="network side (default: the model's)"
+            )
+        p.set_defaults(func=func)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if "OMP_NUM_THREADS" not in os.environ:  # torchrun sets it to share the cores
+        set_threads()
     return args.func(args)
 
 

@@ -54,7 +54,7 @@ class Profile:
     num_workers: int  # DataLoader workers
     progress: bool  # show tqdm progress bars (off in fast so nbval output is stable)
 
-    def replace(self, **changes) -> "Profile":
+    def replace(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``profile.replace(teacher_steps=10)``."""
         return dataclasses.replace(self, **changes)
 
@@ -66,9 +66,9 @@ PROFILES: dict[str, Profile] = {
         eval_every=3, checkpoint_every=2, seeds=(0,), num_workers=0, progress=False,
     ),
     "full": Profile(
-        name="full", image_size=98, render_size=112, n_labeled=400, n_unlabeled=600,
-        n_eval=100, n_photo_crops=400, encoder="tiny", batch_size=16, teacher_steps=1500,
-        student_steps=1500, eval_every=250, checkpoint_every=250, seeds=(0, 1, 2),
+        name="full", image_size=98, render_size=112, n_labeled=400, n_unlabeled=300,
+        n_eval=100, n_photo_crops=400, encoder="tiny", batch_size=16, teacher_steps=1000,
+        student_steps=500, eval_every=250, checkpoint_every=250, seeds=(0, 1, 2),
         num_workers=0, progress=True,
     ),
     "gpu": Profile(

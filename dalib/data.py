@@ -46,10 +46,12 @@ from dalib.sample import (
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "MIN_SIDE",
     "MOTORCYCLE_CALIBRATION",
     "SPLIT_SEEDS",
     "ImageFolder",
     "ImageReadError",
+    "PseudoLabeled",
     "RGBDFolder",
     "SynthDepthDataset",
     "atomic_write",
@@ -68,6 +70,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 # Seed offsets that keep the scenes of different splits apart: scene i of a split with offset
 # o is rendered with seed o + i, so splits stay disjoint while they hold < 1,000,000 scenes.
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+
+# Smallest image side the folder datasets accept: one ViT patch (dalib.model.PATCH).
+MIN_SIDE = 14
 
 # Bump when the cache layout written by SynthDepthDataset changes.
 _CACHE_FORMAT = 1
@@ -258,9 +263,21 @@ class ImageFolder(Dataset):
     ``{"image", "path", "index"}``; with ``size=None`` images keep their own size (batch
     them only if they all share it).
 
+    Args:
+        root: the folder; size: output side or (H, W) (see :func:`fit_sample`);
+        extensions: file name endings listed.
+        min_side: images with a side under this many pixels are refused (default
+            :data:`MIN_SIDE`, one 14 px ViT patch) rather than upscaled from a few pixels.
+        on_error: ``"raise"`` (default): an unreadable, too small or too large file raises
+            :class:`ImageReadError` naming it. ``"skip"``: the file is skipped and the next
+            readable file (sorted order, wrapping around) is returned instead; each skip is
+            announced by a warning naming the file and the cause, and recorded in
+            ``skipped`` (path -> reason). DataLoader workers each record their own skips;
+            the warnings show them all. If no file is readable, ImageReadError.
+
     Raises:
         FileNotFoundError / NotADirectoryError for a bad ``root``; ValueError naming ``root``
-        if it holds no image; :class:`ImageReadError` naming the file when one is unreadable.
+        if it holds no image or for a bad ``on_error``; :class:`ImageReadError` as above.
     """
 
     def __init__(
@@ -268,21 +285,43 @@ class ImageFolder(Dataset):
         root: str | os.PathLike,
         size: int | Sequence[int] | None = None,
         extensions: Sequence[str] = IMAGE_EXTENSIONS,
+        min_side: int = MIN_SIDE,
+        on_error: str = "raise",
     ) -> None:
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.root, self.files = _list_files(root, extensions, "image")
         self.size = as_size(size) if size is not None else None
+        self.min_side = min_side
+        self.on_error = on_error
+        self.skipped: dict[str, str] = {}
 
     def __len__(self) -> int:
         return len(self.files)
 
     def __getitem__(self, index: int) -> dict:
-        path = self.files[index]
-        sample = {
-            "image": image_to_tensor(read_image(path)),
-            "path": str(path),
-            "index": index % len(self),
-        }
-        return fit_sample(sample, self.size) if self.size is not None else sample
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} images")
+        for offset in range(n):
+            position = (index + offset) % n
+            path = self.files[position]
+            if str(path) in self.skipped:
+                continue
+            try:
+                image = read_image(path, min_side=self.min_side)
+            except (ImageReadError, FileNotFoundError) as err:
+                if self.on_error == "raise":
+                    raise
+                self.skipped[str(path)] = str(err)
+                warnings.warn(
+                    f"ImageFolder skipped an image ({len(self.skipped)} so far): {err}",
+                    stacklevel=2,
+                )
+                continue
+            sample = {"image": image_to_tensor(image), "path": str(path), "index": position}
+            return fit_sample(sample, self.size) if self.size is not None else sample
+        raise ImageReadError(f"no readable image under {self.root}: all {n} files were skipped")
 
 
 class RGBDFolder(Dataset):
@@ -292,7 +331,8 @@ class RGBDFolder(Dataset):
     for flat folders): ``images/0001.jpg`` <-> ``depths/0001.png``. Depth is read with
     :func:`read_depth` (``depth_scale=None`` uses the scale stored in each file); ``0``
     marks invalid pixels. Sky is unknown in such files, so ``"sky"`` is all False.
-    Samples carry ``"path"`` (the image) and ``"domain"``.
+    Samples carry ``"path"`` (the image) and ``"domain"``. Images with a side under
+    ``min_side`` (default :data:`MIN_SIDE` = 14) raise :class:`ImageReadError`.
 
     Raises:
         ValueError naming the files when an image has no depth or a depth no image, when two
@@ -306,6 +346,7 @@ class RGBDFolder(Dataset):
         depth_scale: float | None = None,
         size: int | Sequence[int] | None = None,
         domain: str = "rgbd",
+        min_side: int = MIN_SIDE,
     ) -> None:
         images_root, images = _list_files(images_dir, IMAGE_EXTENSIONS, "image")
         depths_root, depths = _list_files(depths_dir, (".png",), "depth")
@@ -324,6 +365,7 @@ class RGBDFolder(Dataset):
         self.depth_scale = depth_scale
         self.size = as_size(size) if size is not None else None
         self.domain = domain
+        self.min_side = min_side
 
     @staticmethod
     def _by_key(root: Path, files: list[Path]) -> dict[str, Path]:
@@ -340,7 +382,7 @@ class RGBDFolder(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         image_path, depth_path = self.pairs[index]
-        image = read_image(image_path)
+        image = read_image(image_path, min_side=self.min_side)
         depth = read_depth(depth_path, self.depth_scale)
         if image.shape[:2] != depth.shape:
             raise ValueError(
@@ -352,6 +394,52 @@ class RGBDFolder(Dataset):
             "domain": self.domain,
             "index": index % len(self),
             "path": str(image_path),
+        }
+        return fit_sample(sample, self.size) if self.size is not None else sample
+
+
+class PseudoLabeled(Dataset):
+    """Unlabeled images with a teacher's pseudo labels, as listed by a pseudo-label manifest.
+
+    ``manifest`` is the JSON file written by :func:`dalib.pseudo.pseudo_label`: its
+    ``"items"`` hold ``"image"`` and ``"label"`` paths relative to the manifest's folder
+    (and ``"domain"``); labels are 16-bit PNGs of disparity normalised to 0..1 per map.
+    Samples are ``{"image", "disparity" (H, W) float32 in [0, 1], "valid" (all True: the
+    teacher labels every pixel), "domain", "index", "path"}``.
+
+    Raises FileNotFoundError / ValueError naming the manifest when it is missing or malformed.
+    """
+
+    def __init__(self, manifest: str | os.PathLike, size: int | Sequence[int] | None = None) -> None:
+        self.manifest = Path(manifest)
+        if not self.manifest.is_file():
+            raise FileNotFoundError(f"pseudo-label manifest not found: {self.manifest}")
+        try:
+            items = json.loads(self.manifest.read_text())["items"]
+            self.items = [(str(it["image"]), str(it["label"]), str(it.get("domain", ""))) for it in items]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"malformed pseudo-label manifest {self.manifest}: {err!r}") from err
+        if not self.items:
+            raise ValueError(f"pseudo-label manifest {self.manifest} lists no items")
+        self.size = as_size(size) if size is not None else None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        image_rel, label_rel, domain = self.items[index]
+        folder = self.manifest.parent
+        image = read_image(folder / image_rel)
+        disparity = torch.from_numpy(read_depth(folder / label_rel))
+        if image.shape[:2] != tuple(disparity.shape):
+            raise ValueError(f"pseudo label {folder / label_rel} is {tuple(disparity.shape)} but its image is {image.shape[:2]}")
+        sample = {
+            "image": image_to_tensor(image),
+            "disparity": disparity,
+            "valid": torch.ones(disparity.shape, dtype=torch.bool),
+            "domain": domain,
+            "index": index % len(self),
+            "path": str(folder / image_rel),
         }
         return fit_sample(sample, self.size) if self.size is not None else sample
 

@@ -445,7 +445,7 @@ def test_image_folder_recursive_sorted_and_sized(tmp_path):
     for name in ("b/2.jpg", "a.PNG", "b/1.png", ".hidden/x.png"):
         Image.new("RGB", (6, 4), (10, 20, 30)).save(tmp_path / name)
     (tmp_path / "notes.txt").write_text("hi")
-    data = ImageFolder(tmp_path, size=(2, 2))
+    data = ImageFolder(tmp_path, size=(2, 2), min_side=1)
     assert [p.relative_to(tmp_path).as_posix() for p in data.files] == [
         "a.PNG",
         "b/1.png",
@@ -455,7 +455,7 @@ def test_image_folder_recursive_sorted_and_sized(tmp_path):
     assert set(sample) == {"image", "path", "index"} and sample["index"] == 1
     assert sample["path"].endswith("1.png") and sample["image"].shape == (3, 2, 2)
     torch.testing.assert_close(sample["image"][:, 0, 0], torch.tensor([10, 20, 30]) / 255)
-    assert ImageFolder(tmp_path)[0]["image"].shape == (3, 4, 6)
+    assert ImageFolder(tmp_path, min_side=1)[0]["image"].shape == (3, 4, 6)
 
 
 def test_image_folder_errors(tmp_path):
@@ -482,7 +482,7 @@ def _rgbd_tree(tmp_path, stems=("0001", "0002"), size=(4, 6)):
 
 def test_rgbd_folder_pairs_and_masks(tmp_path):
     images, depths = _rgbd_tree(tmp_path)
-    data = RGBDFolder(images, depths)
+    data = RGBDFolder(images, depths, min_side=1)
     assert len(data) == 2
     sample = data[1]
     assert sample["path"].endswith("0002.jpg") and sample["domain"] == "rgbd"
@@ -493,10 +493,10 @@ def test_rgbd_folder_pairs_and_masks(tmp_path):
         and sample["valid"][1:].all()
     )
     assert not sample["sky"].any()
-    assert RGBDFolder(images, depths, depth_scale=200.0)[1]["depth"][1, 1].item() == pytest.approx(
+    assert RGBDFolder(images, depths, depth_scale=200.0, min_side=1)[1]["depth"][1, 1].item() == pytest.approx(
         1.5
     )
-    assert RGBDFolder(images, depths, size=2)[0]["depth"].shape == (2, 2)
+    assert RGBDFolder(images, depths, size=2, min_side=1)[0]["depth"].shape == (2, 2)
 
 
 def test_rgbd_folder_unpaired_files_named(tmp_path):
@@ -513,7 +513,7 @@ def test_rgbd_folder_unpaired_files_named(tmp_path):
 def test_rgbd_folder_size_mismatch_names_both(tmp_path):
     images, depths = _rgbd_tree(tmp_path, stems=("a",))
     write_depth(depths / "a.png", np.ones((5, 6)), scale=100.0)
-    data = RGBDFolder(images, depths)
+    data = RGBDFolder(images, depths, min_side=1)
     with pytest.raises(ValueError, match=r"a\.jpg.*a\.png"):
         data[0]
 

@@ -1,0 +1,384 @@
+"""Teacher and student training (paper pipeline steps 1 and 3), on :func:`dalib.loop.fit`.
+
+- :func:`train_teacher`: the labeled synthetic domains (plus any labeled folders given) with
+  the affine-invariant loss on disparity (+ gradient matching), paired horizontal flips.
+- :func:`train_student`: a fresh model on labeled + pseudo-labeled images, 1 : 2 in every
+  batch; on the unlabeled images the student sees strong perturbations and CutMix while the
+  targets are the teacher's labels of the clean images (precomputed by
+  :func:`dalib.pseudo.pseudo_label`). ``extra_losses`` plug more terms in (e.g. feature
+  alignment with a frozen encoder) without touching the loop.
+
+Both evaluate on the held-out domains (AbsRel, δ1 per domain, MiDaS protocol) and write to
+``<root>/checkpoints/<name>.safetensors``, ``<root>/logs/<name>.jsonl`` and
+``<root>/checkpoints/resume/<name>/``, where ``<root>`` is ``runs/<profile>/`` by default.
+Under ``torchrun`` every process trains on its share of each batch's data (DDP).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from dalib import augment, losses, synth
+from dalib.config import Profile, artifact_root, get_profile, seed_everything
+from dalib.data import SPLIT_SEEDS, PseudoLabeled, SynthDepthDataset
+from dalib.distributed import DistInfo, barrier, init_distributed
+from dalib.loop import TrainSettings, fit
+from dalib.metrics import relative_depth_metrics
+from dalib.mixing import MixedBatches, TensorSet, concat_sets, to_tensor_set
+from dalib.model import DepthAnything
+
+__all__ = [
+    "StepContext",
+    "TrainSettings",
+    "evaluate_held_out",
+    "held_out_sets",
+    "labeled_set",
+    "run_paths",
+    "settings_for",
+    "train_student",
+    "train_teacher",
+]
+
+
+@dataclass
+class StepContext:
+    """What an extra student loss sees at one step.
+
+    model: the DepthAnything being trained (unwrapped from DDP); batch: the step's batch dict
+    (see :class:`dalib.mixing.MixedBatches`); images: (2B, 3, H, W) the unlabeled images as
+    the student saw them (perturbed / mixed, in [0, 1]); features: the student's four encoder
+    read-outs of those images, each (2B, C, H/14, W/14), in the autograd graph;
+    generator: the step's torch.Generator; step: 0-based step.
+    """
+
+    model: nn.Module
+    batch: dict[str, Tensor]
+    images: Tensor
+    features: list[Tensor]
+    generator: torch.Generator
+    step: int
+
+
+ExtraLoss = Callable[[StepContext], Tensor]
+
+
+def settings_for(profile: Profile, kind: str, **overrides) -> TrainSettings:
+    """TrainSettings of ``profile`` for ``kind`` = "teacher" or "student", with overrides."""
+    if kind not in ("teacher", "student"):
+        raise ValueError(f"kind must be 'teacher' or 'student', got {kind!r}")
+    known = {f.name for f in fields(TrainSettings)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown training settings {unknown}; choose from {sorted(known)}")
+    base = {
+        "steps": profile.teacher_steps if kind == "teacher" else profile.student_steps,
+        "batch_size": profile.batch_size,
+        "checkpoint_every": profile.checkpoint_every,
+        "eval_every": profile.eval_every,
+        "progress": profile.progress,
+    }
+    return TrainSettings(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def run_paths(root: Path, name: str) -> dict[str, Path]:
+    """Where a run named ``name`` writes: final weights, resume folder, metrics log."""
+    return {
+        "final_path": root / "checkpoints" / f"{name}.safetensors",
+        "resume_dir": root / "checkpoints" / "resume" / name,
+        "log_path": root / "logs" / f"{name}.jsonl",
+    }
+
+
+# ---------------------------------------------------------------- data
+
+
+def labeled_set(profile: Profile, root: Path, extra: Sequence[Dataset] = ()) -> TensorSet:
+    """The labeled domains' training scenes (cached under ``root/data``) + ``extra`` sets."""
+    scenes = SynthDepthDataset(
+        synth.LABELED,
+        profile.n_labeled,
+        profile.image_size,
+        root / "data",
+        seed=SPLIT_SEEDS["train"],
+        render_size=profile.render_size,
+        progress=profile.progress,
+    )
+    return concat_sets(
+        [to_tensor_set(d, desc=f"labeled {i}") for i, d in enumerate([scenes, *extra])]
+    )
+
+
+def held_out_sets(profile: Profile, root: Path) -> dict[str, SynthDepthDataset]:
+    """One test set per held-out domain (``profile.n_eval`` scenes each)."""
+    return {
+        domain: SynthDepthDataset(
+            domain,
+            profile.n_eval,
+            profile.image_size,
+            root / "data",
+            seed=SPLIT_SEEDS["test"],
+            render_size=profile.render_size,
+            progress=profile.progress,
+        )
+        for domain in synth.HELD_OUT
+    }
+
+
+def evaluate_held_out(
+    net: nn.Module, sets: Mapping[str, Dataset], batch_size: int = 16
+) -> dict[str, dict[str, float]]:
+    """{domain: {"abs_rel", "delta1"}} of ``net`` ([0, 1] images -> (disparity, ...)).
+
+    Each domain's depth is capped at its ``synth.DOMAINS[domain].max_depth`` (MiDaS protocol,
+    :func:`dalib.metrics.relative_depth_metrics`); per-image values are averaged per domain.
+    Call under ``torch.no_grad()`` with the net in eval mode.
+    """
+    device = next(net.parameters()).device
+    results = {}
+    for domain, dataset in sets.items():
+        per_image: dict[str, list[Tensor]] = {"abs_rel": [], "delta1": []}
+        for start in range(0, len(dataset), batch_size):
+            samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            images = torch.stack([s["image"] for s in samples]).to(device)
+            depth = torch.stack([s["depth"] for s in samples]).to(device)
+            valid = torch.stack([s["valid"] for s in samples]).to(device)
+            pred = net(images)[0].float()
+            max_depth = synth.DOMAINS[domain].max_depth if domain in synth.DOMAINS else None
+            out = relative_depth_metrics(pred, depth, valid, max_depth=max_depth)
+            for key, values in per_image.items():
+                values.append(out[f"{key}_per_image"].cpu())
+        results[domain] = {k: float(torch.nanmean(torch.cat(v))) for k, v in per_image.items()}
+    return results
+
+
+# ---------------------------------------------------------------- losses of one step
+
+
+def labeled_loss(
+    pred: Tensor, target: Tensor, mask: Tensor, gradient_matching: float
+) -> tuple[Tensor, dict[str, float]]:
+    """L_l = affine-invariant + ``gradient_matching`` x gradient-matching loss (B, H, W maps)."""
+    loss = losses.affine_invariant_loss(pred, target, mask)
+    parts = {"loss_affine": loss.item()}
+    if gradient_matching > 0:
+        grad = losses.gradient_matching_loss(pred, target, mask)
+        parts["loss_gradient"] = grad.item()
+        loss = loss + gradient_matching * grad
+    return loss, parts
+
+
+def _flipped(batch: dict, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    return augment.hflip(batch["image"], batch["target"], batch["mask"], generator=generator)
+
+
+def teacher_step(gradient_matching: float):
+    """The teacher's step: flipped labeled batch -> L_l."""
+
+    def step_fn(net: nn.Module, batch: dict, generator: torch.Generator, step: int):
+        images, target, mask = _flipped(batch, generator)
+        pred, _ = net(images)
+        loss, parts = labeled_loss(pred, target, mask, gradient_matching)
+        return loss, {"loss_l": loss.item(), **parts}
+
+    return step_fn
+
+
+def student_step(
+    gradient_matching: float, perturb: bool, cutmix: bool, extra_losses: Sequence[ExtraLoss]
+):
+    """The student's step: one forward of B labeled + 2B unlabeled images; mean of the losses."""
+
+    def step_fn(net: nn.Module, batch: dict, generator: torch.Generator, step: int):
+        images, target, mask = _flipped(batch, generator)
+        unlabeled, u_target, u_mask = batch["u_image"], batch["u_target"], batch["u_mask"]
+        if perturb:
+            unlabeled = augment.strong_perturbation(unlabeled, generator)
+        n, _, h, w = unlabeled.shape
+        if cutmix:  # mix each image with the next one of the batch: u_b = roll(u_a)
+            box = augment.cutmix_box(n, h, w, generator, p=0.5)
+            unlabeled = augment.apply_cutmix(unlabeled, unlabeled.roll(1, 0), box)
+        pred, features = net(torch.cat([images, unlabeled]))
+        b = images.shape[0]
+        loss_l, parts = labeled_loss(pred[:b], target, mask, gradient_matching)
+        if cutmix:
+            loss_u = losses.cutmix_loss(
+                pred[b:], u_target, u_target.roll(1, 0), box, u_mask, u_mask.roll(1, 0)
+            )
+        else:
+            loss_u = losses.affine_invariant_loss(pred[b:], u_target, u_mask)
+        terms = {"loss_l": loss_l, "loss_u": loss_u}
+        model = getattr(net, "module", net).model  # unwrap DDP, then DepthNet
+        context = StepContext(model, batch, unlabeled, [f[b:] for f in features], generator, step)
+        for i, extra in enumerate(extra_losses):
+            terms[getattr(extra, "__name__", f"extra{i}")] = extra(context)
+        total = torch.stack([t.float() for t in terms.values()]).mean()
+        return total, {**{k: v.item() for k, v in terms.items()}, **parts}
+
+    return step_fn
+
+
+# ---------------------------------------------------------------- the two jobs
+
+
+def _setup(
+    profile: Profile | str | None, root: str | os.PathLike | None, device
+) -> tuple[Profile, Path, DistInfo]:
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    root = Path(root) if root is not None else artifact_root(profile)
+    return profile, root, init_distributed(device)
+
+
+def _train(
+    kind: str,
+    name: str,
+    profile,
+    root,
+    device,
+    settings,
+    overrides,
+    step_fn,
+    unlabeled: TensorSet | None,
+    extra_labeled,
+    resume,
+    stop_after,
+    evaluate,
+    metadata,
+) -> nn.Module:
+    profile, root, info = _setup(profile, root, device)
+    settings = settings or settings_for(profile, kind, **overrides)
+    if info.is_main:  # rank 0 renders and caches the scenes; the others then read the cache
+        labeled = labeled_set(profile, root, extra_labeled)
+        sets = held_out_sets(profile, root) if evaluate else {}
+    barrier()
+    if not info.is_main:
+        labeled, sets = labeled_set(profile, root, extra_labeled), {}
+    batches = MixedBatches(
+        labeled, unlabeled, settings.batch_size, settings.seed, info.rank, info.world_size
+    )
+    seed_everything(settings.seed)  # the fresh model's initial weights
+    model = DepthAnything(profile.encoder)
+    return fit(
+        model,
+        step_fn,
+        batches.batch,
+        settings,
+        info,
+        **run_paths(root, name),
+        evaluate=(lambda net: evaluate_held_out(net, sets)) if evaluate else None,
+        resume=resume,
+        metadata={"role": kind, **metadata},
+        stop_after=stop_after,
+    )
+
+
+def train_teacher(
+    profile: Profile | str | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    settings: TrainSettings | None = None,
+    gradient_matching: float = 0.5,
+    extra_labeled: Sequence[Dataset] = (),
+    name: str = "teacher",
+    resume: bool = False,
+    evaluate: bool = True,
+    device: str | torch.device | None = None,
+    stop_after: int | None = None,
+    **overrides,
+) -> nn.Module:
+    """Train the teacher on the labeled domains; returns it (weights also on disk).
+
+    Args:
+        profile: a Profile or its name (default: ``$DALIB_PROFILE``): sizes, steps, model.
+        root: artifact folder (default ``runs/<profile>``).
+        settings: full TrainSettings; else the profile's with ``overrides`` applied, e.g.
+            ``steps=100, lr_decoder=1e-3, amp="off"`` (see :class:`TrainSettings`).
+        gradient_matching: weight of the gradient-matching term (0: off).
+        extra_labeled: more labeled datasets (e.g. ``RGBDFolder(..., size=image_size)``)
+            giving samples of the profile's image size.
+        name: checkpoint name (``<root>/checkpoints/<name>.safetensors``).
+        resume: continue the latest checkpoint of this name, if any.
+        evaluate: evaluate on the held-out domains every ``eval_every`` steps and at the end.
+        stop_after: stop abruptly after this many steps (no final checkpoint), as a kill would.
+    """
+    return _train(
+        "teacher",
+        name,
+        profile,
+        root,
+        device,
+        settings,
+        overrides,
+        teacher_step(gradient_matching),
+        None,
+        extra_labeled,
+        resume,
+        stop_after,
+        evaluate,
+        {"gradient_matching": str(gradient_matching)},
+    )
+
+
+def train_student(
+    profile: Profile | str | None = None,
+    *,
+    root: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    settings: TrainSettings | None = None,
+    perturb: bool = True,
+    cutmix: bool = True,
+    extra_losses: Sequence[ExtraLoss] = (),
+    gradient_matching: float = 0.5,
+    extra_labeled: Sequence[Dataset] = (),
+    name: str = "student",
+    resume: bool = False,
+    evaluate: bool = True,
+    device: str | torch.device | None = None,
+    stop_after: int | None = None,
+    **overrides,
+) -> nn.Module:
+    """Train a student from scratch on labeled + pseudo-labeled images (1 : 2 per batch).
+
+    ``manifest``: the pseudo labels (default ``<root>/pseudo/manifest.json``, written by
+    :func:`dalib.pseudo.pseudo_label`). ``perturb`` (colour jitter, grayscale, blur) and
+    ``cutmix`` switch the student's harder view of the unlabeled images: both off is plain
+    self-training. ``extra_losses`` are callables ``StepContext -> 0-dim Tensor`` averaged
+    with L_l and L_u (each logged under its ``__name__``). Other arguments as for
+    :func:`train_teacher`; the default ``name`` "student" is the full method's checkpoint.
+    """
+    profile_obj, root_path, _ = _setup(profile, root, device)
+    manifest = Path(manifest) if manifest is not None else root_path / "pseudo" / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"pseudo-label manifest {manifest} not found; run dalib.pseudo.pseudo_label first"
+        )
+    unlabeled = to_tensor_set(
+        PseudoLabeled(manifest, size=profile_obj.image_size), desc="pseudo-labeled"
+    )
+    return _train(
+        "student",
+        name,
+        profile_obj,
+        root_path,
+        device,
+        settings,
+        overrides,
+        student_step(gradient_matching, perturb, cutmix, extra_losses),
+        unlabeled,
+        extra_labeled,
+        resume,
+        stop_after,
+        evaluate,
+        {
+            "perturb": str(perturb),
+            "cutmix": str(cutmix),
+            "manifest": str(manifest),
+            "extra_losses": ",".join(getattr(f, "__name__", "?") for f in extra_losses),
+        },
+    )
