@@ -25,6 +25,7 @@ from dalib.dpt import head_parameter_counts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+_FUSION_STAGES = ("refinenet4", "refinenet3", "refinenet2", "refinenet1", "output_conv1", "output_conv2")
 MAX_ASPECT = 8  # refuse images whose long side is more than 8x the short side
 
 
@@ -151,14 +152,7 @@ def describe(model: nn.Module, input_size: int | None = None) -> str:
         watched[f"projects[{k}]"] = head.projects[k]
         watched[f"resize_layers[{k}]"] = head.resize_layers[k]
         watched[f"scratch.layer{k + 1}_rn"] = getattr(head.scratch, f"layer{k + 1}_rn")
-    for name in (
-        "refinenet4",
-        "refinenet3",
-        "refinenet2",
-        "refinenet1",
-        "output_conv1",
-        "output_conv2",
-    ):
+    for name in _FUSION_STAGES:
         watched[f"scratch.{name}"] = getattr(head.scratch, name)
     shapes: dict[str, tuple[int, ...]] = {}
     hooks = [
@@ -196,14 +190,7 @@ def describe(model: nn.Module, input_size: int | None = None) -> str:
     for k in range(4):
         for name in (f"projects[{k}]", f"resize_layers[{k}]", f"scratch.layer{k + 1}_rn"):
             rows.append((f"head.{name}", shapes[name], _params(watched[name])))
-    for name in (
-        "refinenet4",
-        "refinenet3",
-        "refinenet2",
-        "refinenet1",
-        "output_conv1",
-        "output_conv2",
-    ):
+    for name in _FUSION_STAGES:
         rows.append(
             (f"head.scratch.{name}", shapes[f"scratch.{name}"], _params(watched[f"scratch.{name}"]))
         )
