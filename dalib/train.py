@@ -39,9 +39,12 @@ __all__ = [
     "TrainSettings",
     "evaluate_held_out",
     "held_out_sets",
+    "labeled_loss",
     "labeled_set",
     "run_paths",
     "settings_for",
+    "student_step",
+    "teacher_step",
     "train_student",
     "train_teacher",
 ]
