@@ -121,6 +121,24 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     return 0
 
 
+def _semantic_options(args: argparse.Namespace) -> list:
+    """The extra student losses asked for: feature alignment and / or the aux decoder."""
+    from dalib.config import get_profile
+    from dalib.model import SIZES
+    from dalib.semantic import AuxSegmentation, FeatureAlignment, frozen_encoder
+
+    extra = []
+    profile = get_profile(args.profile)
+    if args.feature_alignment:
+        frozen = frozen_encoder(args.feature_alignment, profile.encoder, profile)
+        extra.append(FeatureAlignment(frozen, args.margin, args.align_on))
+    if args.aux_segmentation:
+        segmenter = frozen_encoder(args.aux_segmentation, profile.encoder, profile)
+        width = SIZES[profile.encoder].embed_dim
+        extra.append(AuxSegmentation(segmenter, width, args.align_on))
+    return extra
+
+
 def _cmd_train_student(args: argparse.Namespace) -> int:
     from dalib.train import train_student
 
@@ -132,6 +150,7 @@ def _cmd_train_student(args: argparse.Namespace) -> int:
         name=args.name or "student",
         perturb=not args.no_perturb,
         cutmix=not args.no_cutmix,
+        extra_losses=_semantic_options(args),
         gradient_matching=args.gradient_matching,
         extra_labeled=_extra_labeled(args),
         **_settings(args),
@@ -319,6 +338,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-perturb", action="store_true", help="no colour jitter / grayscale / blur on unlabeled"
     )
     p.add_argument("--no-cutmix", action="store_true", help="no CutMix on unlabeled images")
+    p.add_argument(
+        "--feature-alignment",
+        metavar="SOURCE",
+        default=None,
+        help="add L_feat against a frozen encoder: 'synthetic' (the synthetic-semantics ViT, "
+        "trained and cached if missing), 'dinov2' (timm, online) or a segmenter checkpoint",
+    )
+    p.add_argument("--margin", type=float, default=0.85, help="L_feat margin alpha (1: none)")
+    p.add_argument(
+        "--align-on",
+        choices=("unlabeled", "labeled", "both"),
+        default="unlabeled",
+        help="whose images L_feat (and the aux decoder) use",
+    )
+    p.add_argument(
+        "--aux-segmentation",
+        metavar="SOURCE",
+        default=None,
+        help="the paper's negative result: a segmentation decoder learning SOURCE's discrete "
+        "masks ('synthetic' or a segmenter checkpoint)",
+    )
     p.set_defaults(func=_cmd_train_student)
 
     for name, func, text in (

@@ -1,7 +1,9 @@
-"""dalib's own checkpoints: safetensors weights + the ModelConfig as JSON metadata.
+"""dalib's own checkpoints: safetensors weights + the model's config as JSON metadata.
 
 A checkpoint alone rebuilds the model: ``load_checkpoint(path)`` reads the config from the
-metadata, builds ``DepthAnything(config=...)`` and loads the weights strictly. Writes are
+metadata, builds ``DepthAnything(config=...)`` and loads the weights strictly. Other dalib
+models (the segmenter of :mod:`dalib.segmentation`) use the same file layout under their own
+``checkpoint_format`` name and read it back with :func:`read_checkpoint`. Writes are
 atomic (temporary file + ``os.replace``), so a killed job never leaves a half-written file
 under the final name. Released ``.pth`` files load with
 ``dalib.model.load_official_checkpoint`` instead.
@@ -26,13 +28,15 @@ CHECKPOINT_FORMAT = "dalib.DepthAnything/1"
 def save_checkpoint(
     model: nn.Module, path: str | os.PathLike, extra_metadata: Mapping[str, str] | None = None
 ) -> Path:
-    """Write the weights as safetensors with the ModelConfig (JSON) in the metadata; atomic.
+    """Write the weights as safetensors with ``model.config`` (JSON) in the metadata; atomic.
 
-    ``extra_metadata`` (str -> str, e.g. training step, dataset key) is stored alongside and
+    The format name is ``model.checkpoint_format`` if the model has one, else
+    :data:`CHECKPOINT_FORMAT` (a DepthAnything). ``extra_metadata`` (str -> str, e.g. training step, dataset key) is stored alongside and
     read back by :func:`checkpoint_metadata`. Returns the path.
     """
     path = Path(path)
-    metadata = {"format": CHECKPOINT_FORMAT, "config": model.config.to_json()}
+    kind = getattr(model, "checkpoint_format", CHECKPOINT_FORMAT)
+    metadata = {"format": kind, "config": model.config.to_json()}
     for key, value in (extra_metadata or {}).items():
         if key in metadata or not isinstance(key, str) or not isinstance(value, str):
             raise ValueError(
@@ -46,8 +50,8 @@ def save_checkpoint(
     return path
 
 
-def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata of a dalib checkpoint (``format``, ``config`` and any extra entries)."""
+def checkpoint_metadata(path: str | os.PathLike, kind: str = CHECKPOINT_FORMAT) -> dict[str, str]:
+    """The metadata of a dalib checkpoint of format ``kind`` (``format``, ``config``, extras)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -56,28 +60,46 @@ def checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{path} is not a readable safetensors checkpoint: {err}") from err
-    if metadata.get("format") != CHECKPOINT_FORMAT or "config" not in metadata:
+    if metadata.get("format") != kind or "config" not in metadata:
+        found = metadata.get("format", "no dalib format")
         raise ValueError(
-            f"{path} is not a dalib model checkpoint (no {CHECKPOINT_FORMAT} config "
-            "in its metadata; official .pth files load with load_official_checkpoint)"
+            f"{path} is not a {kind} checkpoint ({found} in its metadata; official .pth "
+            "files load with load_official_checkpoint)"
         )
     return dict(metadata)
+
+
+def read_checkpoint(
+    path: str | os.PathLike, kind: str = CHECKPOINT_FORMAT, map_location: str | torch.device = "cpu"
+) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """(metadata, weights) of a dalib checkpoint of format ``kind``; clear errors otherwise."""
+    path = Path(path)
+    metadata = checkpoint_metadata(path, kind)
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"could not read the weights of {path}: {err}") from err
+    return metadata, state
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the ``DepthAnything`` saved by :func:`save_checkpoint`, in eval mode."""
     from dalib.model import DepthAnything, ModelConfig  # here: dalib.model re-exports this module
 
-    path = Path(path)
-    config = ModelConfig.from_json(checkpoint_metadata(path)["config"])
-    model = DepthAnything(config=config)
+    metadata, state = read_checkpoint(path, CHECKPOINT_FORMAT, map_location)
+    model = DepthAnything(config=ModelConfig.from_json(metadata["config"]))
     try:
-        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
         model.load_state_dict(state, strict=True)
-    except (SafetensorError, OSError, RuntimeError) as err:
+    except RuntimeError as err:
         raise ValueError(f"could not load the weights of {path}: {err}") from err
     return model.to(map_location).eval()
 
 
-__all__ = ["CHECKPOINT_FORMAT", "checkpoint_metadata", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "checkpoint_metadata",
+    "load_checkpoint",
+    "read_checkpoint",
+    "save_checkpoint",
+]

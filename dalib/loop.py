@@ -21,7 +21,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,29 +71,41 @@ class DepthNet(nn.Module):
     """A DepthAnything fed with [0, 1] images: the one place inputs are ImageNet-normalised.
 
     ``forward(images (B, 3, H, W) in [0, 1]) -> (disparity (B, H, W), features)``, where
-    ``features`` are the encoder's four read-outs, each (B, C, H/14, W/14).
+    ``features`` are the encoder's four read-outs, each (B, C, H/14, W/14). ``heads`` are
+    extra trainable decoders on the shared encoder (e.g. the auxiliary segmentation decoder),
+    each ``head(last read-out, (H, W)) -> Tensor``; ``forward(images, with_heads=True)`` also
+    returns their outputs ``{name: output}``. They run inside the forward so that DDP
+    synchronises their gradients like the model's.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, heads: Mapping[str, nn.Module] | None = None) -> None:
         super().__init__()
         self.model = model
+        self.heads = nn.ModuleDict(dict(heads or {}))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: Tensor) -> tuple[Tensor, list[Tensor]]:
+    def forward(self, images: Tensor, with_heads: bool = False):
         features = self.model.forward_features((images - self.mean) / self.std)
-        return self.model.depth_head(features).squeeze(1), features
+        disparity = self.model.depth_head(features).squeeze(1)
+        if not with_heads:
+            return disparity, features
+        size = images.shape[-2:]
+        return disparity, features, {k: h(features[-1], size) for k, h in self.heads.items()}
 
 
 StepFn = Callable[[nn.Module, dict, torch.Generator, int], tuple[Tensor, dict[str, float]]]
 """(net, batch, generator, step) -> (loss, {name: value}); net maps [0, 1] images as DepthNet."""
 
 
-def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
-    """AdamW over two groups: ``model.pretrained`` (encoder lr) and the rest (decoder lr)."""
+def make_optimizer(
+    model: nn.Module, settings: TrainSettings, extra: Iterable[nn.Parameter] = ()
+) -> torch.optim.AdamW:
+    """AdamW over two groups: ``model.pretrained`` (encoder lr), the rest + ``extra`` (decoder lr)."""
     encoder = [p for p in model.pretrained.parameters() if p.requires_grad]
     ids = {id(p) for p in encoder}
     decoder = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    decoder += [p for p in extra if p.requires_grad]
     groups = [
         {"params": encoder, "lr": settings.lr_encoder, "name": "encoder"},
         {"params": decoder, "lr": settings.lr_decoder, "name": "decoder"},
@@ -253,6 +265,7 @@ def fit(
     resume: bool = False,
     metadata: dict[str, str] | None = None,
     stop_after: int | None = None,
+    heads: Mapping[str, nn.Module] | None = None,
 ) -> nn.Module:
     """Train ``model`` for ``settings.steps`` steps; write ``final_path``; return the model.
 
@@ -261,7 +274,8 @@ def fit(
     at the end. With ``resume`` the latest checkpoint in ``resume_dir`` is continued (a run
     that had finished returns at once); without it, any old one is ignored and overwritten.
     ``stop_after`` ends the job abruptly after that many steps without a final checkpoint
-    (a stand-in for a kill).
+    (a stand-in for a kill). ``heads`` (see :class:`DepthNet`) train with the decoder's
+    learning rate; their weights live in the resumable state, not in ``final_path``.
     """
     device = info.device
     start, state = 0, None
@@ -276,19 +290,20 @@ def fit(
     model = model.to(device).train()
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net = DepthNet(model).to(device)
+    net = DepthNet(model, heads).to(device)
     trained = (
         DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
         if info.distributed
         else net
     )
-    optimizer = make_optimizer(model, settings)
+    optimizer = make_optimizer(model, settings, net.heads.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, settings.steps, settings.warmup)
     )
     dtype = amp_dtype(settings.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     if state is not None:
+        net.heads.load_state_dict(state.get("heads", {}))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -306,6 +321,7 @@ def fit(
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "settings": asdict(settings),
+                "heads": net.heads.state_dict(),
             }
             save_training_state(resume_dir, done, model, snapshot)
 
@@ -332,7 +348,7 @@ def fit(
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
         if settings.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_norm)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip_norm)
         scaler.step(optimizer)
         scaler.update()
         lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}

@@ -35,6 +35,7 @@ from dalib.mixing import MixedBatches, TensorSet, concat_sets, to_tensor_set
 from dalib.model import DepthAnything
 
 __all__ = [
+    "ExtraLoss",
     "StepContext",
     "TrainSettings",
     "evaluate_held_out",
@@ -58,7 +59,10 @@ class StepContext:
     (see :class:`dalib.mixing.MixedBatches`); images: (2B, 3, H, W) the unlabeled images as
     the student saw them (perturbed / mixed, in [0, 1]); features: the student's four encoder
     read-outs of those images, each (2B, C, H/14, W/14), in the autograd graph;
-    generator: the step's torch.Generator; step: 0-based step.
+    labeled_images (B, 3, H, W) and labeled_features: the same for the (flipped) labeled
+    images; head_outputs: {name: output of that extra loss's ``head``} over the labeled then
+    the unlabeled images (B + 2B first dimension); generator: the step's torch.Generator;
+    step: 0-based step.
     """
 
     model: nn.Module
@@ -67,9 +71,42 @@ class StepContext:
     features: list[Tensor]
     generator: torch.Generator
     step: int
+    labeled_images: Tensor | None = None
+    labeled_features: list[Tensor] | None = None
+    head_outputs: dict[str, Tensor] | None = None
+
+    def view(self, which: str) -> tuple[Tensor, list[Tensor]]:
+        """(images, read-outs) of "unlabeled", "labeled" or "both" (labeled first)."""
+        if which == "unlabeled":
+            return self.images, self.features
+        if self.labeled_images is None or self.labeled_features is None:
+            raise ValueError("this StepContext carries no labeled images")
+        if which == "labeled":
+            return self.labeled_images, self.labeled_features
+        if which == "both":
+            both = [torch.cat(pair) for pair in zip(self.labeled_features, self.features)]
+            return torch.cat([self.labeled_images, self.images]), both
+        raise ValueError(f"which must be 'unlabeled', 'labeled' or 'both', got {which!r}")
 
 
 ExtraLoss = Callable[[StepContext], Tensor]
+"""An extra student loss. It may carry a trainable ``head`` (nn.Module on the last read-out,
+see :class:`dalib.loop.DepthNet`); its output reaches the loss as
+``context.head_outputs[loss.__name__]``."""
+
+
+def loss_name(extra: ExtraLoss, index: int) -> str:
+    """The name an extra loss is logged (and its head registered) under."""
+    return getattr(extra, "__name__", f"extra{index}")
+
+
+def extra_heads(extra_losses: Sequence[ExtraLoss]) -> dict[str, nn.Module]:
+    """{name: head} of the extra losses that carry a trainable ``head``."""
+    return {
+        loss_name(f, i): f.head
+        for i, f in enumerate(extra_losses)
+        if isinstance(getattr(f, "head", None), nn.Module)
+    }
 
 
 def settings_for(profile: Profile, kind: str, **overrides) -> TrainSettings:
@@ -207,7 +244,7 @@ def student_step(
         if cutmix:  # mix each image with the next one of the batch: u_b = roll(u_a)
             box = augment.cutmix_box(n, h, w, generator, p=0.5)
             unlabeled = augment.apply_cutmix(unlabeled, unlabeled.roll(1, 0), box)
-        pred, features = net(torch.cat([images, unlabeled]))
+        pred, features, head_outputs = net(torch.cat([images, unlabeled]), with_heads=True)
         b = images.shape[0]
         loss_l, parts = labeled_loss(pred[:b], target, mask, gradient_matching)
         if cutmix:
@@ -218,9 +255,19 @@ def student_step(
             loss_u = losses.affine_invariant_loss(pred[b:], u_target, u_mask)
         terms = {"loss_l": loss_l, "loss_u": loss_u}
         model = getattr(net, "module", net).model  # unwrap DDP, then DepthNet
-        context = StepContext(model, batch, unlabeled, [f[b:] for f in features], generator, step)
+        context = StepContext(
+            model,
+            batch,
+            unlabeled,
+            [f[b:] for f in features],
+            generator,
+            step,
+            images,
+            [f[:b] for f in features],
+            head_outputs,
+        )
         for i, extra in enumerate(extra_losses):
-            terms[getattr(extra, "__name__", f"extra{i}")] = extra(context)
+            terms[loss_name(extra, i)] = extra(context)
         total = torch.stack([t.float() for t in terms.values()]).mean()
         return total, {**{k: v.item() for k, v in terms.items()}, **parts}
 
@@ -253,6 +300,7 @@ def _train(
     stop_after,
     evaluate,
     metadata,
+    heads=None,
 ) -> nn.Module:
     profile, root, info = _setup(profile, root, device)
     settings = settings or settings_for(profile, kind, **overrides)
@@ -278,6 +326,7 @@ def _train(
         resume=resume,
         metadata={"role": kind, **metadata},
         stop_after=stop_after,
+        heads=heads,
     )
 
 
@@ -352,7 +401,9 @@ def train_student(
     :func:`dalib.pseudo.pseudo_label`). ``perturb`` (colour jitter, grayscale, blur) and
     ``cutmix`` switch the student's harder view of the unlabeled images: both off is plain
     self-training. ``extra_losses`` are callables ``StepContext -> 0-dim Tensor`` averaged
-    with L_l and L_u (each logged under its ``__name__``). Other arguments as for
+    with L_l and L_u (each logged under its ``__name__``); one that carries a ``head`` gets
+    it trained beside the model (:data:`ExtraLoss`, e.g. :class:`dalib.semantic.AuxSegmentation`).
+    Other arguments as for
     :func:`train_teacher`; the default ``name`` "student" is the full method's checkpoint.
     """
     profile_obj, root_path, _ = _setup(profile, root, device)
@@ -382,6 +433,7 @@ def train_student(
             "perturb": str(perturb),
             "cutmix": str(cutmix),
             "manifest": str(manifest),
-            "extra_losses": ",".join(getattr(f, "__name__", "?") for f in extra_losses),
+            "extra_losses": ",".join(loss_name(f, i) for i, f in enumerate(extra_losses)),
         },
+        extra_heads(extra_losses),
     )

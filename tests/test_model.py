@@ -338,7 +338,9 @@ def test_bad_checkpoints_name_the_file(tmp_path):
 
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))
-    with pytest.raises(ValueError, match=r"foreign\.safetensors.*not a dalib model checkpoint"):
+    with pytest.raises(
+        ValueError, match=r"foreign\.safetensors.*not a dalib\.DepthAnything/1 checkpoint"
+    ):
         load_checkpoint(foreign)
     with pytest.raises(FileNotFoundError, match=r"missing\.safetensors"):
         load_checkpoint(tmp_path / "missing.safetensors")
