@@ -71,7 +71,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile(
         name="full", image_size=98, render_size=112, n_labeled=400, n_unlabeled=300,
         n_eval=100, n_photo_crops=400, encoder="tiny", batch_size=16, teacher_steps=1000,
-        student_steps=300, semantic_steps=600, probe_steps=300, eval_every=100,
+        student_steps=300, semantic_steps=2000, probe_steps=300, eval_every=100,
         checkpoint_every=250, seeds=(0, 1, 2), num_workers=0, progress=True,
     ),
     "gpu": Profile(

@@ -225,35 +225,15 @@ def test_semantic_encoder_is_trained_once_and_cached(labelled):
 def test_student_with_the_aux_decoder_trains_and_resumes_exactly(labelled):
     segmenter = train_semantic_encoder(PROFILE, root=labelled)
 
-    def options():
-        return [FeatureAlignment(segmenter, 0.85), AuxSegmentation(segmenter, 128)]
+    def run(name, seed, **kwargs):
+        torch.manual_seed(seed)  # the fresh aux head's initial weights
+        options = [FeatureAlignment(segmenter, 0.85), AuxSegmentation(segmenter, 128)]
+        common = {"root": labelled, "steps": 4, "evaluate": False, "checkpoint_every": 2}
+        train_student(PROFILE, name=name, extra_losses=options, **common, **kwargs)
 
-    torch.manual_seed(0)
-    train_student(
-        PROFILE, root=labelled, steps=4, extra_losses=options(), name="straight", evaluate=False
-    )
-    torch.manual_seed(0)
-    train_student(
-        PROFILE,
-        root=labelled,
-        steps=4,
-        extra_losses=options(),
-        name="killed",
-        evaluate=False,
-        checkpoint_every=2,
-        stop_after=3,
-    )
-    torch.manual_seed(123)  # the fresh head's init must not matter: it comes from the checkpoint
-    train_student(
-        PROFILE,
-        root=labelled,
-        steps=4,
-        extra_losses=options(),
-        name="killed",
-        resume=True,
-        evaluate=False,
-        checkpoint_every=2,
-    )
+    run("straight", 0)
+    run("killed", 0, stop_after=3)
+    run("killed", 123, resume=True)  # the head's init must not matter: it comes from the checkpoint
     a = load_checkpoint(run_paths(labelled, "straight")["final_path"]).state_dict()
     b = load_checkpoint(run_paths(labelled, "killed")["final_path"]).state_dict()
     assert a.keys() == DepthAnything("micro").state_dict().keys()  # no head keys in the model
