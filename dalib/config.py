@@ -10,7 +10,8 @@ Notebooks and scripts ask :func:`get_profile` for sizes and never branch on the 
 
 Artifacts (datasets, checkpoints, pseudo labels, reports) go under ``runs/<profile>/`` of the
 source checkout, or of the current directory for a pip-installed dalib; ``DALIB_HOME``
-overrides the root (``$DALIB_HOME/<profile>/``).
+overrides the root (``$DALIB_HOME/<profile>/``). Real datasets converted by
+``data_scripts/`` are looked for under ``./data/<name>/`` (``DALIB_DATA`` overrides).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 PROFILE_ENV = "DALIB_PROFILE"
 HOME_ENV = "DALIB_HOME"
+DATA_ENV = "DALIB_DATA"
 DEVICE_ENV = "DALIB_DEVICE"
 
 
@@ -55,6 +57,8 @@ class Profile:
     seeds: tuple[int, ...]  # seeds of repeated experiments (ablations)
     num_workers: int  # DataLoader workers
     progress: bool  # show tqdm progress bars (off in fast so nbval output is stable)
+    pretrained_encoder: str | None = None  # teacher/student encoder init: None (random), "dinov2"
+    real_labeled: tuple[str, ...] = ()  # converted real sets (data_scripts) added when present
 
     def replace(self, **changes) -> Profile:
         """A copy with some fields changed, e.g. ``profile.replace(teacher_steps=10)``."""
@@ -78,7 +82,8 @@ PROFILES: dict[str, Profile] = {
         name="gpu", image_size=224, render_size=256, n_labeled=4000, n_unlabeled=8000,
         n_eval=300, n_photo_crops=4000, encoder="vits", batch_size=32, teacher_steps=10000,
         student_steps=10000, semantic_steps=5000, probe_steps=2000, eval_every=1000,
-        checkpoint_every=1000, seeds=(0, 1, 2), num_workers=4, progress=True,
+        checkpoint_every=1000, seeds=(0, 1, 2), num_workers=4, pretrained_encoder="dinov2",
+        real_labeled=("nyuv2",), progress=True,
     ),
 }
 
@@ -139,6 +144,11 @@ def _default_home() -> Path:
     if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
         return checkout / "runs"
     return Path.cwd() / "runs"
+
+
+def data_root() -> Path:
+    """Where converted real datasets live: ``$DALIB_DATA``, else ``./data``."""
+    return Path(os.environ.get(DATA_ENV) or "data").expanduser()
 
 
 def artifact_root(profile: Profile | str | None = None) -> Path:

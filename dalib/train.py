@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from dalib import augment, losses, synth
-from dalib.config import Profile, artifact_root, get_profile, seed_everything
-from dalib.data import SPLIT_SEEDS, PseudoLabeled, SynthDepthDataset
+from dalib.config import Profile, artifact_root, data_root, get_profile, seed_everything
+from dalib.data import SPLIT_SEEDS, PseudoLabeled, RGBDFolder, SynthDepthDataset
 from dalib.distributed import DistInfo, barrier, init_distributed
 from dalib.loop import TrainSettings, fit
 from dalib.metrics import relative_depth_metrics
@@ -42,6 +42,7 @@ __all__ = [
     "held_out_sets",
     "labeled_loss",
     "labeled_set",
+    "real_labeled_sets",
     "run_paths",
     "settings_for",
     "student_step",
@@ -139,8 +140,29 @@ def run_paths(root: Path, name: str) -> dict[str, Path]:
 # ---------------------------------------------------------------- data
 
 
+def real_labeled_sets(profile: Profile) -> list[RGBDFolder]:
+    """The train splits of ``profile.real_labeled`` that exist under :func:`data_root`.
+
+    ``<data_root>/<name>/{images,depths}/train`` as written by ``data_scripts/<name>.py``
+    (16-bit depth PNGs carrying their scale); a missing one is reported and skipped, so the
+    profile runs with or without real data.
+    """
+    found = []
+    for name in profile.real_labeled:
+        images, depths = (data_root() / name / kind / "train" for kind in ("images", "depths"))
+        if not (images.is_dir() and depths.is_dir()):
+            print(f"[dalib] real set {name!r} not used: no {images} (see data_scripts/{name}.py)")
+            continue
+        found.append(RGBDFolder(images, depths, size=profile.image_size, domain=name))
+        print(
+            f"[dalib] real set {name!r}: {len(found[-1])} labeled pairs from {images.parent.parent}"
+        )
+    return found
+
+
 def labeled_set(profile: Profile, root: Path, extra: Sequence[Dataset] = ()) -> TensorSet:
-    """The labeled domains' training scenes (cached under ``root/data``) + ``extra`` sets."""
+    """The labeled domains' training scenes (cached under ``root/data``), the profile's real
+    labeled sets that exist (:func:`real_labeled_sets`) and ``extra`` sets."""
     scenes = SynthDepthDataset(
         synth.LABELED,
         profile.n_labeled,
@@ -151,7 +173,10 @@ def labeled_set(profile: Profile, root: Path, extra: Sequence[Dataset] = ()) -> 
         progress=profile.progress,
     )
     return concat_sets(
-        [to_tensor_set(d, desc=f"labeled {i}") for i, d in enumerate([scenes, *extra])]
+        [
+            to_tensor_set(d, desc=f"labeled {i}")
+            for i, d in enumerate([scenes, *real_labeled_sets(profile), *extra])
+        ]
     )
 
 
@@ -314,7 +339,7 @@ def _train(
         labeled, unlabeled, settings.batch_size, settings.seed, info.rank, info.world_size
     )
     seed_everything(settings.seed)  # the fresh model's initial weights
-    model = DepthAnything(profile.encoder)
+    model = DepthAnything(profile.encoder, pretrained_encoder=profile.pretrained_encoder)
     return fit(
         model,
         step_fn,

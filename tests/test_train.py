@@ -7,16 +7,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from dalib import augment, losses
 from dalib.config import get_profile
+from dalib.data import write_depth
 from dalib.loop import DepthNet, lr_factor, read_log
 from dalib.mixing import EpochBatches, MixedBatches, TensorSet, to_tensor_set
 from dalib.model import DepthAnything
-from dalib.train import StepContext, run_paths, student_step, train_teacher
+from dalib.pseudo import write_png
+from dalib.train import StepContext, real_labeled_sets, run_paths, student_step, train_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -193,3 +196,26 @@ def test_resume_refuses_changed_settings_and_fresh_runs_drop_old_checkpoints(tmp
         "fast", root=root, steps=3, name="t", evaluate=False, stop_after=1
     )  # fresh, stopped early
     assert not list(resume_dir.glob("step-*"))  # the finished run's step-2 state is gone
+
+
+def test_real_labeled_sets_are_used_when_their_folders_exist(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DALIB_DATA", str(tmp_path))
+    profile = get_profile("fast").replace(real_labeled=("nyuv2", "kitti"))
+    folder = tmp_path / "nyuv2"
+    rng = np.random.default_rng(0)
+    for key in ("a", "b"):
+        write_png(
+            folder / "images" / "train" / f"{key}.png",
+            rng.integers(0, 256, (60, 80, 3), dtype=np.uint8),
+        )
+        write_depth(
+            folder / "depths" / "train" / f"{key}.png",
+            rng.uniform(0.5, 9, (60, 80)).astype(np.float32),
+        )
+    found = real_labeled_sets(profile)
+    assert len(found) == 1 and len(found[0]) == 2 and found[0][0]["image"].shape == (3, 56, 56)
+    out = capsys.readouterr().out
+    assert "'nyuv2': 2 labeled pairs" in out and "'kitti' not used" in out
+    gpu = get_profile("gpu")
+    assert gpu.pretrained_encoder == "dinov2" and gpu.real_labeled == ("nyuv2",)
+    assert get_profile("full").pretrained_encoder is None
