@@ -198,20 +198,62 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    import torch
-
-    from dalib.loop import DepthNet
+    from dalib import evaluate
     from dalib.model import load_checkpoint
-    from dalib.train import evaluate_held_out, held_out_sets
 
-    path = _checkpoint(args, _root(args))
-    net = DepthNet(load_checkpoint(path)).eval()
-    with torch.no_grad():
-        table = evaluate_held_out(net, held_out_sets(get_profile(args.profile), _root(args)))
-    print(f"{path}\n{'domain':<12} {'AbsRel':>8} {'delta1':>8}")
-    for domain, m in table.items():
-        print(f"{domain:<12} {m['abs_rel']:>8.4f} {m['delta1']:>8.4f}")
+    profile, root = get_profile(args.profile), _root(args)
+    paths = [Path(p) for p in args.checkpoints] or [_checkpoint(args, root)]
+    sets = evaluate.synthetic_sets(profile, root, args.domains)
+    if not args.no_middlebury:
+        sets["middlebury"] = evaluate.middlebury_set()
+    if args.images or args.depths:
+        if not (args.images and args.depths):
+            raise SystemExit("--images and --depths go together (RGB files + 16-bit depth PNGs)")
+        test = evaluate.folder_set(args.images, args.depths, args.depth_scale, args.max_depth)
+        sets[test.name] = test
+    predictors = {
+        p.stem: evaluate.model_predictor(load_checkpoint(p), args.input_size or profile.image_size)
+        for p in paths
+    }
+    results = evaluate.zero_shot(predictors, sets, baselines=not args.no_baselines)
+    print(
+        f"zero-shot relative depth, MiDaS protocol ({', '.join(f'{k}: {len(v)}' for k, v in sets.items())} images)"
+    )
+    print(evaluate.results_table(results))
+    table = Path(args.table) if args.table else root / "eval" / "-".join(predictors)
+    md, js = evaluate.write_results(results, table)
+    print(f"written: {md} and {js}")
     return 0
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "checkpoints", nargs="*", help="dalib checkpoints to compare (default: --checkpoint)"
+    )
+    p.add_argument(
+        "--domains", nargs="+", default=None, help="synthetic test domains (default: held-out)"
+    )
+    p.add_argument("--images", default=None, help="your RGB-D test folder: images")
+    p.add_argument("--depths", default=None, help="... and its 16-bit depth PNGs (paired by name)")
+    p.add_argument(
+        "--depth-scale",
+        type=float,
+        default=None,
+        help="metres per depth unit (default: the PNG's own)",
+    )
+    p.add_argument("--max-depth", type=float, default=None, help="depth cap of your folder, metres")
+    p.add_argument(
+        "--input-size", type=int, default=None, help="network side (default: the profile's)"
+    )
+    p.add_argument(
+        "--no-middlebury", action="store_true", help="skip the real Middlebury photograph"
+    )
+    p.add_argument(
+        "--no-baselines", action="store_true", help="skip the constant and ground-plane rows"
+    )
+    p.add_argument(
+        "--table", default=None, help="write PATH.md / PATH.json (default <out>/eval/<names>)"
+    )
 
 
 def _add_out(
@@ -363,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("predict", _cmd_predict, "image(s) -> 16-bit disparity PNG + colour preview"),
-        ("evaluate", _cmd_evaluate, "checkpoint -> AbsRel / delta1 per held-out domain"),
+        ("evaluate", _cmd_evaluate, "checkpoint(s) -> zero-shot AbsRel / delta1 table + baselines"),
     ):
         p = sub.add_parser(name, help=text)
         _add_profile(p)
@@ -371,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--checkpoint", default=None, help="dalib checkpoint (default: student, else teacher)"
         )
+        if name == "evaluate":
+            _add_evaluate(p)
         if name == "predict":
             p.add_argument("images", nargs="+", help="image files")
             p.add_argument(

@@ -180,8 +180,11 @@ def labeled_set(profile: Profile, root: Path, extra: Sequence[Dataset] = ()) -> 
     )
 
 
-def held_out_sets(profile: Profile, root: Path) -> dict[str, SynthDepthDataset]:
-    """One test set per held-out domain (``profile.n_eval`` scenes each)."""
+def held_out_sets(
+    profile: Profile, root: Path, domains: Sequence[str] = synth.HELD_OUT
+) -> dict[str, SynthDepthDataset]:
+    """One test set per held-out domain, or per one of ``domains`` (``profile.n_eval`` test
+    scenes each, cached under ``root/data``)."""
     return {
         domain: SynthDepthDataset(
             domain,
@@ -192,7 +195,7 @@ def held_out_sets(profile: Profile, root: Path) -> dict[str, SynthDepthDataset]:
             render_size=profile.render_size,
             progress=profile.progress,
         )
-        for domain in synth.HELD_OUT
+        for domain in domains
     }
 
 
