@@ -72,14 +72,24 @@ class FeatureFusionBlock(nn.Module):
 
 
 class DPTHead(nn.Module):
-    """DPT decoder: four (B, in_dim, h, w) read-outs -> (B, 1, patch*h, patch*w) disparity >= 0."""
+    """DPT decoder: four (B, in_dim, h, w) read-outs -> (B, 1, patch*h, patch*w) disparity >= 0.
+
+    ``output="linear"`` drops the final ReLU (a metric head's logit, see :mod:`dalib.metric`).
+    """
 
     def __init__(
-        self, in_dim: int, features: int, out_channels: Sequence[int], patch_size: int = 14
+        self,
+        in_dim: int,
+        features: int,
+        out_channels: Sequence[int],
+        patch_size: int = 14,
+        output: str = "relu",
     ) -> None:
         super().__init__()
         if len(out_channels) != 4:
             raise ValueError(f"out_channels must have 4 entries, got {list(out_channels)}")
+        if output not in ("relu", "linear"):
+            raise ValueError(f"output must be 'relu' or 'linear', got {output!r}")
         c1, c2, _, c4 = out_channels
         self.patch_size = patch_size
         self.projects = nn.ModuleList(nn.Conv2d(in_dim, c, kernel_size=1) for c in out_channels)
@@ -105,7 +115,7 @@ class DPTHead(nn.Module):
             nn.Conv2d(features // 2, HEAD_HIDDEN, kernel_size=3, padding=1),
             nn.ReLU(),
             nn.Conv2d(HEAD_HIDDEN, 1, kernel_size=1),
-            nn.ReLU(),
+            nn.ReLU() if output == "relu" else nn.Identity(),
         )
         self.scratch = scratch
 

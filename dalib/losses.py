@@ -210,6 +210,36 @@ def ssi_mse_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Te
     return _batch_mean(per_image, count.squeeze(1) > 0)
 
 
+def silog_loss(
+    pred: Tensor, target: Tensor, mask: Tensor | None = None, variance_focus: float = 0.85
+) -> Tensor:
+    """Scale-invariant log loss for metric depth (Eigen et al.; as in AdaBins / ZoeDepth).
+
+    Per image, with e = ln pred − ln target over valid pixels:
+    ``sqrt(mean e² − λ · (mean e)²)``, λ = ``variance_focus`` (1: fully scale-invariant, 0:
+    RMSE of the log); averaged over images with a valid pixel. The term under the root is
+    floored at 1e-12 (a perfect prediction scores 1e-6) so the gradient stays finite.
+
+    Args:
+        pred, target: (B, H, W) depth in metres, > 0 where valid.
+        mask: (B, H, W) bool valid pixels (also required: target finite and > 0).
+
+    Returns:
+        0-dim loss; 0 with zero gradient if no pixel is valid.
+    """
+    mask = _check_maps(pred, target, mask)
+    dtype = _stat_dtype(pred)
+    m = _flat(mask & torch.isfinite(target) & (target > 0))
+    ones = torch.ones_like(_flat(pred), dtype=dtype)
+    p = torch.where(m, _flat(pred.to(dtype)), ones).clamp_min(1e-6)
+    t = torch.where(m, _flat(target.to(dtype)), ones)
+    e = torch.where(m, p.log() - t.log(), torch.zeros_like(p))
+    count = m.sum(1).clamp_min(1)
+    mean, mean_sq = e.sum(1) / count, (e * e).sum(1) / count
+    per_image = (mean_sq - variance_focus * mean * mean).clamp_min(1e-12).sqrt()
+    return _batch_mean(per_image, m.any(1))
+
+
 def cutmix_loss(
     pred_mixed: Tensor,
     target_a: Tensor,

@@ -94,6 +94,7 @@ class ModelConfig:
     img_size: int  # side (px) whose patch grid the learned position table covers
     input_size: int  # default inference side (px) for dalib.inference.predict
     patch_size: int = PATCH
+    output: str = "relu"  # the head's last activation: "relu" (disparity), "linear" (metric logit)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -129,6 +130,7 @@ def make_config(
     out_channels: Sequence[int] | None = None,
     img_size: int | None = None,
     input_size: int | None = None,
+    output: str = "relu",
 ) -> ModelConfig:
     """The ModelConfig of a named size, with optional overrides (see the module table)."""
     if encoder not in SIZES:
@@ -152,6 +154,7 @@ def make_config(
         layers=readout_layers(size, layers),
         img_size=img_size,
         input_size=input_size,
+        output=output,
     )
 
 
@@ -167,6 +170,8 @@ class DepthAnything(nn.Module):
             DINOv2 ViT state dict (``dinov2_vit*14_pretrain.pth`` or timm layout).
         img_size: side (px) of the position-embedding grid (518 for the released sizes).
         input_size: default inference side for ``predict`` (default img_size).
+        output: "relu" (the released disparity head) or "linear" (no final ReLU: the logit
+            of a metric head, :mod:`dalib.metric`).
         config: build from a ModelConfig instead (other size arguments are then ignored).
     """
 
@@ -180,14 +185,15 @@ class DepthAnything(nn.Module):
         img_size: int | None = None,
         input_size: int | None = None,
         config: ModelConfig | None = None,
+        output: str = "relu",
     ) -> None:
         super().__init__()
         self.config = config or make_config(
-            encoder, layers, features, out_channels, img_size, input_size
+            encoder, layers, features, out_channels, img_size, input_size, output
         )
         c = self.config
         self.pretrained = DinoV2Encoder(c.embed_dim, c.depth, c.num_heads, c.img_size, c.patch_size)
-        self.depth_head = DPTHead(c.embed_dim, c.features, c.out_channels, c.patch_size)
+        self.depth_head = DPTHead(c.embed_dim, c.features, c.out_channels, c.patch_size, c.output)
         if pretrained_encoder is not None:
             load_dinov2_weights(self, pretrained_encoder)
 
