@@ -82,3 +82,12 @@ def test_finetune_writes_a_metric_checkpoint_and_resumes_exactly(tmp_path):
     with pytest.raises(ValueError, match="not a metric-depth checkpoint"):
         metric.load_metric(relative)
     assert load_checkpoint(path).config.output == "linear"  # the config rebuilds the head
+
+
+def test_semantic_initialisation_fits_the_depth_model(tmp_path):
+    from dalib.semantic import train_semantic_encoder
+
+    frozen = train_semantic_encoder(PROFILE, root=tmp_path)
+    model = metric.metric_model("semantic", PROFILE, tmp_path)
+    for key, value in frozen.encoder.state_dict().items():
+        assert torch.equal(model.pretrained.state_dict()[key], value), key
