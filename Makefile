@@ -1,6 +1,7 @@
 # dalib: two commands.
 #   make run    the main job: the notebook series in the `full` profile, then runs/full/report.md
 #   make test   unit tests + every notebook under nbval in the `fast` profile
+#   make reproduce  the long experiments: the 3-seed ablation (runs/full/ablation/)
 # Both create .venv on first use and install into it; nothing else on the machine is touched.
 
 PYTHON ?= python3
@@ -43,6 +44,11 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	DALIB_PROFILE=fast $(BIN)/python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
+
+# The 3-seed Table 9 ablation (variants a-d, seeds of the full profile): a few CPU hours here,
+# minutes on a GPU. Reuses the main job's seed-0 checkpoints; tables in runs/full/ablation/.
+reproduce: $(STAMP)
+	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full
 
 lint: $(STAMP)
 	$(BIN)/ruff check dalib tests benchmarks

@@ -226,6 +226,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablation(args: argparse.Namespace) -> int:
+    from dalib.ablation import run_ablation, summarise
+    from dalib.io import atomic_write
+
+    root = _root(args)
+    run_ablation(args.profile, args.seeds, args.variants, root)
+    saved = root / "ablation" / "results.json"
+    table, verdicts = summarise(json.loads(saved.read_text()))  # every seed run so far
+    text = "AbsRel (lower is better), mean ± std over seeds\n\n" + table + "\n\n"
+    text += "\n".join(f"- {v}" for v in verdicts)
+    print(text)
+    with atomic_write(root / "ablation" / "table.md") as temp:
+        temp.write_text(text + "\n")
+    print(f"written: {saved} and table.md")
+    return 0
+
+
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "checkpoints", nargs="*", help="dalib checkpoints to compare (default: --checkpoint)"
@@ -402,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
         "masks ('synthetic' or a segmenter checkpoint)",
     )
     p.set_defaults(func=_cmd_train_student)
+
+    p = sub.add_parser("ablation", help="the paper's Table 9 at toy scale: variants a-d x seeds")
+    _add_profile(p)
+    _add_out(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the profile's")
+    p.add_argument("--variants", nargs="+", default=list("abcd"), choices=list("abcd"))
+    p.set_defaults(func=_cmd_ablation)
 
     for name, func, text in (
         ("predict", _cmd_predict, "image(s) -> 16-bit disparity PNG + colour preview"),

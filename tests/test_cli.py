@@ -17,6 +17,7 @@ from dalib.pseudo import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [
+    "ablation",
     "synth",
     "train-teacher",
     "pseudo-label",
