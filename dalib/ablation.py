@@ -133,7 +133,7 @@ def summarise(results: dict, metric: str = "abs_rel") -> tuple[str, list[str]]:
         return np.mean([values(variant, name) for name in sets], axis=0)
 
     def spread(x: np.ndarray) -> str:
-        return f"{x.mean():.3f} ± {x.std(ddof=1) if len(x) > 1 else float('nan'):.3f}"
+        return f"{x.mean():.3f} ± {x.std(ddof=1):.3f}" if len(x) > 1 else f"{x.mean():.3f}"
 
     rows = [
         [f"({v}) {VARIANTS[v][1]}", len(mean_over_sets(v))]
@@ -153,12 +153,14 @@ def summarise(results: dict, metric: str = "abs_rel") -> tuple[str, list[str]]:
         )
         better = diff < 0 if metric == "abs_rel" else diff > 0
         verdict = (
-            "cannot tell (one seed)"
+            "one seed: cannot tell"
             if math.isnan(se)
             else ("exceeds" if abs(diff) > 2 * se else "within") + " seed noise"
         )
         verdicts.append(
-            f"({first}) -> ({second}): mean {metric} {diff:+.4f} ± {se:.4f} "
+            f"({first}) -> ({second}): mean {metric} {diff:+.4f}"
+            + ("" if math.isnan(se) else f" ± {se:.4f}")
+            + " "
             f"({'better' if better else 'worse'}; {verdict})"
         )
     return table, verdicts
