@@ -227,13 +227,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    from dalib.ablation import run_ablation, summarise
+    from dalib.ablation import complete_seeds, run_ablation, summarise
     from dalib.io import atomic_write
 
     root = _root(args)
     run_ablation(args.profile, args.seeds, args.variants, root)
     saved = root / "ablation" / "results.json"
-    table, verdicts = summarise(json.loads(saved.read_text()))  # every seed run so far
+    table, verdicts = summarise(complete_seeds(json.loads(saved.read_text())))  # all seeds so far
     text = "AbsRel (lower is better), mean ± std over seeds\n\n" + table + "\n\n"
     text += "\n".join(f"- {v}" for v in verdicts)
     print(text)

@@ -49,13 +49,14 @@ def checkpoint_name(variant: str, seed: int) -> str:
 
 
 def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path:
-    """Train ``variant`` with ``seed`` unless its checkpoint exists; return the checkpoint path."""
+    """Train ``variant`` with ``seed`` unless its checkpoint exists (a killed run resumes from
+    its last resumable checkpoint); return the checkpoint path."""
     name = checkpoint_name(variant, seed)
     path = train.run_paths(root, name)["final_path"]
     if path.is_file():
         return path
-    if variant == "a":
-        train.train_teacher(profile, root=root, name=name, seed=seed)
+    if variant == "a":  # resume: a killed run continues from its last checkpoint
+        train.train_teacher(profile, root=root, name=name, seed=seed, resume=True)
         return path
     teacher = train.run_paths(root, "teacher")["final_path"]
     if not teacher.is_file():
@@ -73,6 +74,7 @@ def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path
         perturb=not clean,
         cutmix=not clean,
         extra_losses=extra,
+        resume=True,
     )
     return path
 
@@ -114,6 +116,18 @@ def _merge_into(path: Path, variant: str, seed: int, scores: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as temp:
         temp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+
+
+def complete_seeds(results: dict) -> dict:
+    """``results`` restricted to the seeds that every variant has (a partly run seed would
+    otherwise compare variants over different seeds)."""
+    scores = results["scores"]
+    common = set.intersection(*(set(by_seed) for by_seed in scores.values())) if scores else set()
+    return {
+        "scores": {
+            v: {s: x for s, x in by_seed.items() if s in common} for v, by_seed in scores.items()
+        }
+    }
 
 
 def summarise(results: dict, metric: str = "abs_rel") -> tuple[str, list[str]]:
@@ -166,4 +180,11 @@ def summarise(results: dict, metric: str = "abs_rel") -> tuple[str, list[str]]:
     return table, verdicts
 
 
-__all__ = ["VARIANTS", "checkpoint_name", "run_ablation", "summarise", "train_variant"]
+__all__ = [
+    "VARIANTS",
+    "checkpoint_name",
+    "complete_seeds",
+    "run_ablation",
+    "summarise",
+    "train_variant",
+]

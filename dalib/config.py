@@ -68,24 +68,69 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "fast": Profile(
-        name="fast", image_size=56, render_size=64, n_labeled=8, n_unlabeled=8, n_eval=4,
-        n_photo_crops=8, encoder="micro", batch_size=4, teacher_steps=3, student_steps=3,
-        semantic_steps=4, probe_steps=4, metric_steps=3, eval_every=3, checkpoint_every=2,
-        seeds=(0,), num_workers=0, progress=False,
+        name="fast",
+        image_size=56,
+        render_size=64,
+        n_labeled=8,
+        n_unlabeled=8,
+        n_eval=4,
+        n_photo_crops=8,
+        encoder="micro",
+        batch_size=4,
+        teacher_steps=3,
+        student_steps=3,
+        semantic_steps=4,
+        probe_steps=4,
+        metric_steps=3,
+        eval_every=3,
+        checkpoint_every=2,
+        seeds=(0,),
+        num_workers=0,
+        progress=False,
     ),
     "full": Profile(
-        name="full", image_size=98, render_size=112, n_labeled=400, n_unlabeled=300,
-        n_eval=100, n_photo_crops=400, encoder="tiny", batch_size=16, teacher_steps=1000,
-        student_steps=300, semantic_steps=2000, probe_steps=300, metric_steps=300,
-        eval_every=100, checkpoint_every=250, seeds=(0, 1, 2), num_workers=0, progress=True,
+        name="full",
+        image_size=98,
+        render_size=112,
+        n_labeled=400,
+        n_unlabeled=300,
+        n_eval=100,
+        n_photo_crops=400,
+        encoder="tiny",
+        batch_size=16,
+        teacher_steps=1000,
+        student_steps=300,
+        semantic_steps=2000,
+        probe_steps=300,
+        metric_steps=300,
+        eval_every=100,
+        checkpoint_every=250,
+        seeds=(0, 1, 2),
+        num_workers=0,
+        progress=True,
     ),
     "gpu": Profile(
-        name="gpu", image_size=224, render_size=256, n_labeled=4000, n_unlabeled=8000,
-        n_eval=300, n_photo_crops=4000, encoder="vits", batch_size=32, teacher_steps=10000,
-        student_steps=10000, semantic_steps=5000, probe_steps=2000, metric_steps=5000,
-        eval_every=1000, checkpoint_every=1000, seeds=(0, 1, 2), num_workers=4,
+        name="gpu",
+        image_size=224,
+        render_size=256,
+        n_labeled=4000,
+        n_unlabeled=8000,
+        n_eval=300,
+        n_photo_crops=4000,
+        encoder="vits",
+        batch_size=32,
+        teacher_steps=10000,
+        student_steps=10000,
+        semantic_steps=5000,
+        probe_steps=2000,
+        metric_steps=5000,
+        eval_every=1000,
+        checkpoint_every=1000,
+        seeds=(0, 1, 2),
+        num_workers=4,
         pretrained_encoder="dinov2",
-        real_labeled=("nyuv2",), progress=True,
+        real_labeled=("nyuv2",),
+        progress=True,
     ),
 }
 
@@ -99,7 +144,9 @@ def get_profile(name: str | None = None) -> Profile:
     chosen = chosen.strip().lower()
     if chosen not in PROFILES:
         source = "argument name" if name is not None else f"${PROFILE_ENV}"
-        raise ValueError(f"unknown profile {chosen!r} (from {source}); choose one of {sorted(PROFILES)}")
+        raise ValueError(
+            f"unknown profile {chosen!r} (from {source}); choose one of {sorted(PROFILES)}"
+        )
     return PROFILES[chosen]
 
 
@@ -134,7 +181,11 @@ def set_threads(n: int | None = None) -> int:
     Returns the number set. Inter-op threads stay at torch's default.
     """
     if n is None:
-        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        n = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1
+        )
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     torch.set_num_threads(n)

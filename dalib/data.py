@@ -410,13 +410,17 @@ class PseudoLabeled(Dataset):
     Raises FileNotFoundError / ValueError naming the manifest when it is missing or malformed.
     """
 
-    def __init__(self, manifest: str | os.PathLike, size: int | Sequence[int] | None = None) -> None:
+    def __init__(
+        self, manifest: str | os.PathLike, size: int | Sequence[int] | None = None
+    ) -> None:
         self.manifest = Path(manifest)
         if not self.manifest.is_file():
             raise FileNotFoundError(f"pseudo-label manifest not found: {self.manifest}")
         try:
             items = json.loads(self.manifest.read_text())["items"]
-            self.items = [(str(it["image"]), str(it["label"]), str(it.get("domain", ""))) for it in items]
+            self.items = [
+                (str(it["image"]), str(it["label"]), str(it.get("domain", ""))) for it in items
+            ]
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise ValueError(f"malformed pseudo-label manifest {self.manifest}: {err!r}") from err
         if not self.items:
@@ -432,7 +436,9 @@ class PseudoLabeled(Dataset):
         image = read_image(folder / image_rel)
         disparity = torch.from_numpy(read_depth(folder / label_rel))
         if image.shape[:2] != tuple(disparity.shape):
-            raise ValueError(f"pseudo label {folder / label_rel} is {tuple(disparity.shape)} but its image is {image.shape[:2]}")
+            raise ValueError(
+                f"pseudo label {folder / label_rel} is {tuple(disparity.shape)} but its image is {image.shape[:2]}"
+            )
         sample = {
             "image": image_to_tensor(image),
             "disparity": disparity,

@@ -25,7 +25,14 @@ from dalib.dpt import head_parameter_counts
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_FUSION_STAGES = ("refinenet4", "refinenet3", "refinenet2", "refinenet1", "output_conv1", "output_conv2")
+_FUSION_STAGES = (
+    "refinenet4",
+    "refinenet3",
+    "refinenet2",
+    "refinenet1",
+    "output_conv1",
+    "output_conv2",
+)
 MAX_ASPECT = 8  # refuse images whose long side is more than 8x the short side
 
 

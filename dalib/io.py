@@ -57,7 +57,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
-def _check_size(file: Path, what: str, size: tuple[int, int], min_side: int, max_pixels: int) -> None:
+def _check_size(
+    file: Path, what: str, size: tuple[int, int], min_side: int, max_pixels: int
+) -> None:
     width, height = size
     if width * height > max_pixels:
         raise ImageReadError(

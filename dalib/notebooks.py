@@ -55,8 +55,12 @@ def run_notebooks(
         print(f"[{i}/{len(notebooks)}] {path.name} ({prof.name}) ...", end=" ", flush=True)
         nb = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         target = path if inplace else out_dir / path.name
         try:
             client.execute()

@@ -22,7 +22,9 @@ from dalib.config import Profile, artifact_root, get_profile
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".3f") -> str:
+def markdown_table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], floatfmt: str = ".3f"
+) -> str:
     """A GitHub Markdown table; floats are formatted with ``floatfmt``."""
 
     def cell(value: object) -> str:
@@ -71,7 +73,9 @@ def build_report(profile: Profile | str | None = None) -> Path:
     """Join every section into ``runs/<profile>/report.md`` and return its path."""
     if not isinstance(profile, Profile):
         profile = get_profile(profile)
-    sections = sorted(_sections_dir(profile).glob("*.md")) if _sections_dir(profile).is_dir() else []
+    sections = (
+        sorted(_sections_dir(profile).glob("*.md")) if _sections_dir(profile).is_dir() else []
+    )
     parts = [
         f"# dalib run report: profile `{profile.name}`",
         f"Built {time.strftime('%Y-%m-%d %H:%M:%S %Z')}.",

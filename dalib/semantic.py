@@ -113,7 +113,9 @@ def train_semantic_encoder(
         return freeze(load_segmenter(path))
     images, labels = semantic_training_data(profile, root)
     seed_everything(seed)
-    model = Segmenter(profile.encoder, len(synth.SEMANTIC_CLASSES))  # position table as the depth models
+    model = Segmenter(
+        profile.encoder, len(synth.SEMANTIC_CLASSES)
+    )  # position table as the depth models
     history = train_segmenter(
         model,
         images,

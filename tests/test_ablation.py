@@ -35,6 +35,11 @@ def test_verdicts_follow_the_seed_spread():
     assert "0.300 ± 0.010" in table and "| 3 |" in table
     assert "(a) -> (b)" in verdicts[0] and "better; exceeds seed noise" in verdicts[0]
     assert "(b) -> (c)" in verdicts[1] and "within seed noise" in verdicts[1]
+    partial = ablation.complete_seeds(_fake({"a": [0.30, 0.31, 0.29], "b": [0.20, 0.21]}))
+    assert {v: sorted(x) for v, x in partial["scores"].items()} == {
+        "a": ["0", "1"],
+        "b": ["0", "1"],
+    }
     _, one = ablation.summarise(_fake({"a": [0.3], "b": [0.2]}))
     assert "one seed: cannot tell" in one[0] and "nan" not in one[0]
 
