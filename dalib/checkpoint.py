@@ -31,8 +31,9 @@ def save_checkpoint(
     """Write the weights as safetensors with ``model.config`` (JSON) in the metadata; atomic.
 
     The format name is ``model.checkpoint_format`` if the model has one, else
-    :data:`CHECKPOINT_FORMAT` (a DepthAnything). ``extra_metadata`` (str -> str, e.g. training step, dataset key) is stored alongside and
-    read back by :func:`checkpoint_metadata`. Returns the path.
+    :data:`CHECKPOINT_FORMAT` (a DepthAnything). ``extra_metadata`` (str -> str, e.g. training
+    step, dataset key) is stored alongside and read back by :func:`checkpoint_metadata`.
+    Returns the path.
     """
     path = Path(path)
     kind = getattr(model, "checkpoint_format", CHECKPOINT_FORMAT)

@@ -152,7 +152,9 @@ def _failure(url: str, dest: Path, part: Path, cause: str) -> str:
     kept = (
         f"; the partial file {part} is kept and the next run resumes it" if part.is_file() else ""
     )
-    return f"could not download {url} (offline?) ({cause}){kept}; or download it elsewhere and put it at {dest}"
+    return (
+        f"could not download {url} (offline?) ({cause}){kept}; or download it elsewhere and put it at {dest}"
+    )
 
 
 # ---------------------------------------------------------------- archives

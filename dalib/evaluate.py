@@ -36,6 +36,7 @@ from dalib.depth import stereo_depth
 from dalib.inference import predict_batch
 from dalib.metrics import relative_depth_metrics
 from dalib.report import markdown_table
+from dalib.sample import to_uint8
 from dalib.train import held_out_sets
 
 Predictor = Callable[[list[np.ndarray]], list[np.ndarray]]
@@ -61,22 +62,19 @@ class EvalSet:
         for i, (image, depth) in enumerate(zip(self.images, self.depths)):
             if image.shape[:2] != depth.shape:
                 raise ValueError(
-                    f"test set {self.name!r}, item {i}: image {image.shape[:2]} vs depth {depth.shape}"
+                    f"test set {self.name!r}, item {i}: image {image.shape[:2]} "
+                    f"vs depth {depth.shape}"
                 )
 
     def __len__(self) -> int:
         return len(self.images)
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    return image.mul(255).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-
 def _from_dataset(name: str, dataset, max_depth: float | None) -> EvalSet:
     images, depths = [], []
     for i in range(len(dataset)):
         sample = dataset[i]
-        images.append(_to_uint8(sample["image"]))
+        images.append(to_uint8(sample["image"]))
         depths.append(torch.where(sample["valid"], sample["depth"], 0.0).numpy())
     return EvalSet(name, images, depths, max_depth)
 

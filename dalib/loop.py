@@ -101,7 +101,8 @@ StepFn = Callable[[nn.Module, dict, torch.Generator, int], tuple[Tensor, dict[st
 def make_optimizer(
     model: nn.Module, settings: TrainSettings, extra: Iterable[nn.Parameter] = ()
 ) -> torch.optim.AdamW:
-    """AdamW over two groups: ``model.pretrained`` (encoder lr), the rest + ``extra`` (decoder lr)."""
+    """AdamW over two groups: ``model.pretrained`` (encoder lr), the rest and ``extra``
+    (decoder lr)."""
     encoder = [p for p in model.pretrained.parameters() if p.requires_grad]
     ids = {id(p) for p in encoder}
     decoder = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]

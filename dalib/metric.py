@@ -3,8 +3,8 @@
 The relative model predicts disparity up to scale and shift. For metric depth the same
 DepthAnything is fine-tuned on one kind of scene with known metres, its head read as
 ``depth = max_depth · sigmoid(z)`` where z is the DPT head's output without its final ReLU
-(``DepthAnything(..., output="linear")``, recorded in the checkpoint's config), trained with the scale-invariant log loss
-(:func:`dalib.losses.silog_loss`). The paper (following ZoeDepth) uses NYUv2 (max 10 m) and
+(``DepthAnything(..., output="linear")``, recorded in the checkpoint's config), trained
+with the scale-invariant log loss (:func:`dalib.losses.silog_loss`). The paper (following ZoeDepth) uses NYUv2 (max 10 m) and
 KITTI (max 80 m); here an indoor-like and an outdoor-like synthetic domain that the relative
 models never trained on (the held-out ``gallery`` and ``ruins``, as NYUv2 and KITTI were
 zero-shot sets for Depth Anything): their training scenes fine-tune, their test scenes score.
@@ -23,15 +23,16 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from dalib import losses, synth
+from dalib import augment, losses, synth
 from dalib.checkpoint import checkpoint_metadata, load_checkpoint
 from dalib.config import Profile, artifact_root, get_profile, seed_everything
 from dalib.data import SPLIT_SEEDS, SynthDepthDataset
 from dalib.distributed import init_distributed
-from dalib.loop import TrainSettings, fit
+from dalib.loop import DepthNet, TrainSettings, fit
 from dalib.metrics import metric_depth_metrics
 from dalib.mixing import MixedBatches, TensorSet
 from dalib.model import DepthAnything
+from dalib.sample import tensor_to_uint8
 from dalib.segmentation import load_segmenter
 
 METRIC_DOMAINS = {"indoor": "gallery", "outdoor": "ruins"}
@@ -77,7 +78,7 @@ def metric_set(profile: Profile, root: Path, domain: str, split: str, n: int) ->
         progress=profile.progress,
     )
     samples = [scenes[i] for i in range(len(scenes))]
-    images = torch.stack([s["image"] for s in samples]).mul(255).round().to(torch.uint8)
+    images = tensor_to_uint8(torch.stack([s["image"] for s in samples]))
     valid = torch.stack([s["valid"] for s in samples])
     depth = torch.where(valid, torch.stack([s["depth"] for s in samples]), torch.zeros(()))
     return TensorSet(images, depth.float(), valid)
@@ -88,8 +89,6 @@ def evaluate_metric(
 ) -> dict[str, float]:
     """Metric-depth metrics (δ1..δ3, AbsRel, RMSE, log10, RMSE-log, SiLog) of a metric model
     (as :func:`metric_model`, ImageNet-normalising :class:`dalib.loop.DepthNet` inputs)."""
-    from dalib.loop import DepthNet
-
     net = DepthNet(model).eval()
     device = next(model.parameters()).device
     preds = []
@@ -105,7 +104,6 @@ def evaluate_metric(
 
 def metric_step(max_depth: float):
     """A :func:`dalib.loop.fit` step: flipped batch -> SiLog loss on metres."""
-    from dalib import augment
 
     def step_fn(net: nn.Module, batch: dict, generator: torch.Generator, step: int):
         images, target, mask = augment.hflip(

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from dalib.depth import depth_to_disparity
+from dalib.sample import tensor_to_uint8
 from dalib.textures import stable_seed
 
 
@@ -71,7 +72,7 @@ def to_tensor_set(dataset: Dataset, progress: bool = False, desc: str = "load") 
     images, targets, masks = [], [], []
     for i in tqdm(range(len(dataset)), desc=desc, disable=not progress):
         sample = dataset[i]
-        images.append((sample["image"] * 255.0).round_().clamp_(0, 255).to(torch.uint8))
+        images.append(tensor_to_uint8(sample["image"]))
         if "disparity" in sample:
             targets.append(sample["disparity"].float())
             masks.append(sample["valid"].bool())

@@ -37,7 +37,7 @@ from dalib.distributed import DistInfo, barrier, init_distributed, shard
 from dalib.inference import predict_batch
 from dalib.io import ImageReadError, atomic_write, write_depth
 from dalib.metrics import relative_depth_metrics
-from dalib.sample import fit_sample, image_to_tensor
+from dalib.sample import fit_sample, image_to_tensor, to_uint8
 
 LABEL_SCALE = 65535  # stored code per unit of normalised disparity: 0..1 -> 0..65535
 POOL_FORMAT = 1
@@ -68,11 +68,6 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a uint8 (H, W, 3) or (H, W) array as PNG, atomically."""
     with atomic_write(path) as temp:
         Image.fromarray(image).save(temp, format="PNG")
-
-
-def to_uint8(image: torch.Tensor) -> np.ndarray:
-    """(3, H, W) float tensor in [0, 1] -> (H, W, 3) uint8 array."""
-    return (image.permute(1, 2, 0) * 255).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def _photo_crops(n: int, size: int, seed: int) -> list[np.ndarray]:

@@ -97,6 +97,16 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     )
 
 
+def tensor_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1], any layout (e.g. (3, H, W) or (B, 3, H, W)) -> uint8, same layout."""
+    return (images * 255.0).round().clamp(0, 255).to(torch.uint8)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float tensor in [0, 1] -> (H, W, 3) uint8 array (inverse of image_to_tensor)."""
+    return rearrange(tensor_to_uint8(image), "c h w -> h w c").numpy()
+
+
 def depth_fields(depth: np.ndarray, sky: np.ndarray | None = None) -> dict:
     """The ``"depth"``, ``"valid"`` and ``"sky"`` entries of a sample from a (H, W) depth map in
     metres (``inf`` = sky, 0 / NaN / negative / ``-inf`` = unknown) and an optional sky mask

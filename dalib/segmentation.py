@@ -35,6 +35,7 @@ from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
 from dalib.loop import lr_factor
 from dalib.metrics import miou
 from dalib.model import PATCH, SIZES
+from dalib.sample import tensor_to_uint8
 from dalib.textures import stable_seed
 
 SEGMENTER_FORMAT = "dalib.Segmenter/1"
@@ -148,7 +149,7 @@ def semantic_tensors(datasets: Sequence[Dataset]) -> tuple[Tensor, Tensor]:
             sample = dataset[i]
             if "semantic" not in sample:
                 raise ValueError(f"sample {i} of {dataset!r} has no 'semantic' map")
-            images.append(sample["image"].mul(255).round().to(torch.uint8))
+            images.append(tensor_to_uint8(sample["image"]))
             labels.append(sample["semantic"].long())
     if not images:
         raise ValueError("no samples given")

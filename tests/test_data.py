@@ -493,9 +493,9 @@ def test_rgbd_folder_pairs_and_masks(tmp_path):
         and sample["valid"][1:].all()
     )
     assert not sample["sky"].any()
-    assert RGBDFolder(images, depths, depth_scale=200.0, min_side=1)[1]["depth"][
-        1, 1
-    ].item() == pytest.approx(1.5)
+    assert RGBDFolder(images, depths, depth_scale=200.0, min_side=1)[1]["depth"][1, 1].item() == pytest.approx(
+        1.5
+    )
     assert RGBDFolder(images, depths, size=2, min_side=1)[0]["depth"].shape == (2, 2)
 
 
