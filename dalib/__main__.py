@@ -128,12 +128,12 @@ def _semantic_options(args: argparse.Namespace) -> list:
     from dalib.semantic import AuxSegmentation, FeatureAlignment, frozen_encoder
 
     extra = []
-    profile = get_profile(args.profile)
+    profile, root = get_profile(args.profile), _root(args)
     if args.feature_alignment:
-        frozen = frozen_encoder(args.feature_alignment, profile.encoder, profile)
+        frozen = frozen_encoder(args.feature_alignment, profile.encoder, profile, root)
         extra.append(FeatureAlignment(frozen, args.margin, args.align_on))
     if args.aux_segmentation:
-        segmenter = frozen_encoder(args.aux_segmentation, profile.encoder, profile)
+        segmenter = frozen_encoder(args.aux_segmentation, profile.encoder, profile, root)
         width = SIZES[profile.encoder].embed_dim
         extra.append(AuxSegmentation(segmenter, width, args.align_on))
     return extra
@@ -216,9 +216,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         for p in paths
     }
     results = evaluate.zero_shot(predictors, sets, baselines=not args.no_baselines)
-    print(
-        f"zero-shot relative depth, MiDaS protocol ({', '.join(f'{k}: {len(v)}' for k, v in sets.items())} images)"
-    )
+    counts = ", ".join(f"{name}: {len(test)}" for name, test in sets.items())
+    print(f"zero-shot relative depth, MiDaS protocol ({counts} images)")
     print(evaluate.results_table(results))
     table = Path(args.table) if args.table else root / "eval" / "-".join(predictors)
     md, js = evaluate.write_results(results, table)

@@ -135,20 +135,23 @@ def train_semantic_encoder(
 
 
 def frozen_encoder(
-    source: str | os.PathLike, encoder: str | None = None, profile: Profile | str | None = None
+    source: str | os.PathLike,
+    encoder: str | None = None,
+    profile: Profile | str | None = None,
+    root: str | os.PathLike | None = None,
 ) -> Segmenter:
     """The frozen semantic encoder named by ``source``.
 
     ``"dinov2"``: timm's DINOv2 of size ``encoder`` (needs internet or a filled cache);
-    ``"synthetic"``: :func:`train_semantic_encoder` of ``profile`` (trained if not cached);
-    else the path of a saved :class:`dalib.segmentation.Segmenter`.
+    ``"synthetic"``: :func:`train_semantic_encoder` of ``profile`` under ``root`` (trained if
+    not cached); else the path of a saved :class:`dalib.segmentation.Segmenter`.
     """
     if str(source) == "dinov2":
         if encoder is None:
             raise ValueError("frozen_encoder('dinov2') needs encoder='vits'|'vitb'|'vitl'")
         return freeze(Segmenter(DepthAnything(encoder, pretrained_encoder="dinov2").pretrained, 0))
     if str(source) == "synthetic":
-        return train_semantic_encoder(profile)
+        return train_semantic_encoder(profile, root=root)
     return freeze(load_segmenter(source))
 
 
@@ -210,9 +213,7 @@ class AuxSegmentation:
     def __call__(self, context: StepContext) -> Tensor:
         if context.head_outputs is None or self.__name__ not in context.head_outputs:
             raise ValueError("the aux head's output is missing: pass this loss to train_student")
-        logits = context.head_outputs[self.__name__]  # labeled first, then unlabeled
-        b = 0 if context.labeled_images is None else context.labeled_images.shape[0]
-        logits = {"labeled": logits[:b], "unlabeled": logits[b:], "both": logits}[self.on]
+        logits = context.select(context.head_outputs[self.__name__], self.on)
         images, _ = context.view(self.on)
         self.segmenter.to(images.device)
         with torch.no_grad():

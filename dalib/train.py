@@ -89,6 +89,14 @@ class StepContext:
             return torch.cat([self.labeled_images, self.images]), both
         raise ValueError(f"which must be 'unlabeled', 'labeled' or 'both', got {which!r}")
 
+    def select(self, values: Tensor, which: str) -> Tensor:
+        """The rows of ``values`` (over labeled then unlabeled images, e.g. a head's output)
+        that belong to "unlabeled", "labeled" or "both"."""
+        b = 0 if self.labeled_images is None else self.labeled_images.shape[0]
+        if which not in ("unlabeled", "labeled", "both"):
+            raise ValueError(f"which must be 'unlabeled', 'labeled' or 'both', got {which!r}")
+        return {"labeled": values[:b], "unlabeled": values[b:], "both": values}[which]
+
 
 ExtraLoss = Callable[[StepContext], Tensor]
 """An extra student loss. It may carry a trainable ``head`` (nn.Module on the last read-out,

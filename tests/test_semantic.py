@@ -1,5 +1,7 @@
 """Feature alignment with a frozen encoder, the aux-decoder option, segmentation transfer."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -8,9 +10,10 @@ from dalib import losses, synth
 from dalib.__main__ import main
 from dalib.config import get_profile
 from dalib.loop import DepthNet, read_log
-from dalib.model import DepthAnything, load_checkpoint, save_checkpoint
+from dalib.model import DepthAnything, checkpoint_metadata, load_checkpoint, save_checkpoint
 from dalib.pseudo import pseudo_label
 from dalib.segmentation import (
+    SEGMENTER_FORMAT,
     SegmentationHead,
     Segmenter,
     evaluate_segmenter,
@@ -254,4 +257,6 @@ def test_command_line_student_with_semantic_options(labelled):
     assert main(args) == 0
     log = read_log(run_paths(labelled, "cli")["log_path"])
     assert {"loss_feat", "loss_seg"} <= set(log[0])
-    assert (labelled / "checkpoints" / "semantic_encoder.safetensors").is_file()
+    saved = labelled / "checkpoints" / "semantic_encoder.safetensors"  # under --out, not runs/
+    key = json.loads(checkpoint_metadata(saved, SEGMENTER_FORMAT)["key"])
+    assert key[3] == get_profile("fast").n_labeled != PROFILE.n_labeled  # the CLI's profile
