@@ -343,6 +343,7 @@ def fit(
         started = time.perf_counter()
         generator.manual_seed(stable_seed("step", settings.seed, info.rank, step))
         batch = batches(step, device)
+        loaded = time.perf_counter()
         with autocast():
             loss, parts = step_fn(trained, batch, generator, step)
         optimizer.zero_grad(set_to_none=True)
@@ -356,9 +357,20 @@ def fit(
         scheduler.step()
         done = step + 1
         images = sum(v.shape[0] for k, v in batch.items() if k.endswith("image")) * info.world_size
-        speed = images / (time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        speed = images / seconds
         mean_loss = float(all_reduce_mean(loss.detach().float()))
-        log.write({"step": done, "loss": mean_loss, **parts, **lrs, "img_per_s": speed})
+        data_share = (loaded - started) / seconds  # share of the step spent building the batch
+        log.write(
+            {
+                "step": done,
+                "loss": mean_loss,
+                **parts,
+                **lrs,
+                "img_per_s": speed,
+                "data_share": data_share,
+            }
+        )
         bar.set_postfix(loss=f"{mean_loss:.4f}", img_s=f"{speed:.1f}")
         bar.update()
         if settings.eval_every and done % settings.eval_every == 0 and done < settings.steps:
