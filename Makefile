@@ -1,7 +1,7 @@
 # dalib: two commands.
 #   make run    the main job: the notebook series in the `full` profile, then runs/full/report.md
 #   make test   unit tests + every notebook under nbval in the `fast` profile
-#   make reproduce  the long experiments: the 3-seed ablation (runs/full/ablation/)
+#   make reproduce  the long experiments: the 3-seed ablation and notebook 06's side runs
 # Both create .venv on first use and install into it; nothing else on the machine is touched.
 
 PYTHON ?= python3
@@ -45,10 +45,18 @@ unit: $(STAMP)
 notebooks: $(STAMP)
 	DALIB_PROFILE=fast $(BIN)/python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
 
-# The 3-seed Table 9 ablation (variants a-d, seeds of the full profile): a few CPU hours here,
-# minutes on a GPU. Reuses the main job's seed-0 checkpoints; tables in runs/full/ablation/.
+# The long experiments, after `make run` (they reuse its seed-0 checkpoints; each step resumes
+# or skips what is done): the 3-seed Table 9 ablation (variants a-d; runs/full/ablation/), the
+# α and placement side runs of notebook 06, then notebooks 06 and 07 again so that they and
+# runs/full/report.md show everything. About two CPU hours here, minutes on a GPU.
+STUDENT := DALIB_PROFILE=full $(BIN)/python -m dalib train-student --profile full --resume
 reproduce: $(STAMP)
 	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full
+	$(STUDENT) --name student_feat_a100 --feature-alignment synthetic --margin 1.0
+	$(STUDENT) --name student_feat_a070 --feature-alignment synthetic --margin 0.7
+	$(STUDENT) --name student_feat_labeled --feature-alignment synthetic --align-on labeled
+	$(STUDENT) --name student_aux --aux-segmentation synthetic
+	DALIB_PROFILE=full $(BIN)/python -m dalib run-notebooks --profile full --only 06 07
 
 lint: $(STAMP)
 	$(BIN)/ruff check dalib tests benchmarks

@@ -197,18 +197,23 @@ class AuxSegmentation:
     ``head`` (a :class:`dalib.segmentation.SegmentationHead` of ``embed_dim`` -> classes) is
     trained with the student; its targets are the frozen segmenter's arg-max class masks of
     the images the student sees (pseudo masks, as the paper's came from other models).
-    Cross-entropy over every pixel of the chosen images.
+    Cross-entropy over every pixel of the chosen images. The head's initial weights come from
+    ``seed`` (the global RNG is left as it was), so a notebook and the CLI train the same run.
     """
 
     __name__ = "loss_seg"
 
-    def __init__(self, segmenter: Segmenter, embed_dim: int, on: str = "unlabeled") -> None:
+    def __init__(
+        self, segmenter: Segmenter, embed_dim: int, on: str = "unlabeled", seed: int = 0
+    ) -> None:
         if segmenter.head is None:
             raise ValueError("AuxSegmentation needs a segmenter with a head (its masks)")
         if on not in PLACEMENTS:
             raise ValueError(f"on must be one of {PLACEMENTS}, got {on!r}")
         self.segmenter, self.on = freeze(segmenter), on
-        self.head = SegmentationHead(embed_dim, segmenter.config.num_classes)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.head = SegmentationHead(embed_dim, segmenter.config.num_classes)
 
     def __call__(self, context: StepContext) -> Tensor:
         if context.head_outputs is None or self.__name__ not in context.head_outputs:

@@ -144,6 +144,23 @@ def test_frozen_encoder_is_unchanged_by_a_student_step():
     assert aux.head.classify.weight.grad is not None  # the aux decoder does learn
 
 
+def test_aux_head_initial_weights_come_from_its_seed_not_the_global_rng():
+    segmenter = Segmenter("micro", K, img_size=56)
+    torch.manual_seed(1)
+    first = AuxSegmentation(segmenter, embed_dim=128).head.state_dict()
+    after = torch.rand(3)
+    torch.manual_seed(1)
+    torch.rand(5)  # a different global state
+    second = AuxSegmentation(segmenter, embed_dim=128).head.state_dict()
+    other = AuxSegmentation(segmenter, embed_dim=128, seed=1).head.state_dict()
+    for key, value in first.items():
+        torch.testing.assert_close(second[key], value, rtol=0, atol=0)
+    assert not torch.equal(other["classify.weight"], first["classify.weight"])
+    torch.manual_seed(1)
+    AuxSegmentation(segmenter, embed_dim=128)
+    assert torch.equal(torch.rand(3), after)  # the global stream is left untouched
+
+
 def test_segmentation_head_shapes():
     head = SegmentationHead(32, 5)
     assert head(torch.randn(3, 32, 4, 6), (56, 84)).shape == (3, 5, 56, 84)
