@@ -3,18 +3,22 @@
 ``python -m dalib run-notebooks --profile full`` is what ``make run`` calls. Each notebook runs
 in a fresh kernel with ``DALIB_PROFILE`` set; executed copies go to
 ``runs/<profile>/notebooks/`` (the checkout's notebooks stay untouched unless ``inplace``),
-then :func:`dalib.report.build_report` writes ``runs/<profile>/report.md``.
+then :func:`dalib.report.build_report` writes ``runs/<profile>/report.md``, whose "Timings"
+section lists each notebook's wall time (kept in ``runs/<profile>/timings.json``, so a notebook
+run again alone replaces only its own line).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dalib.config import PROFILE_ENV, artifact_root, get_profile
-from dalib.report import build_report
+from dalib.config import PROFILE_ENV, Profile, artifact_root, get_profile
+from dalib.io import atomic_write
+from dalib.report import build_report, markdown_table, write_section
 
 
 def find_notebooks(folder: Path, only: Sequence[str] = ()) -> list[Path]:
@@ -27,6 +31,27 @@ def find_notebooks(folder: Path, only: Sequence[str] = ()) -> list[Path]:
     if not found:
         raise FileNotFoundError(f"no notebooks matching {list(only) or 'NN_*.ipynb'} in {folder}")
     return found
+
+
+def record_timing(profile: Profile, notebook: str, seconds: float) -> Path:
+    """Store one notebook's wall time and rewrite the report's "Timings" section; return the
+    timings file (``{notebook: {"seconds", "finished"}}``)."""
+    path = artifact_root(profile) / "timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    timings[notebook] = {"seconds": round(seconds, 1), "finished": finished}
+    with atomic_write(path) as temp:
+        temp.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    rows = [
+        [name, f"{t['seconds'] / 60:.1f}", t["finished"]] for name, t in sorted(timings.items())
+    ]
+    total = sum(t["seconds"] for t in timings.values())
+    rows.append(["**all**", f"**{total / 60:.1f}**", ""])
+    table = markdown_table(["notebook", "minutes", "finished"], rows)
+    write_section(
+        "99_timings", "Timings", f"Wall time per notebook, this machine:\n\n{table}", profile
+    )
+    return path
 
 
 def run_notebooks(
@@ -69,7 +94,9 @@ def run_notebooks(
             print(f"FAILED after {time.perf_counter() - start:.0f} s; see {target}", flush=True)
             raise
         nbformat.write(nb, target)
-        print(f"done in {time.perf_counter() - start:.0f} s", flush=True)
+        seconds = time.perf_counter() - start
+        record_timing(prof, path.name, seconds)
+        print(f"done in {seconds:.0f} s", flush=True)
     report = build_report(prof)
     print(f"all {len(notebooks)} notebooks ran in {time.perf_counter() - total_start:.0f} s")
     print(f"executed notebooks: {folder if inplace else out_dir}")
