@@ -4,8 +4,9 @@
 in a fresh kernel with ``DALIB_PROFILE`` set; executed copies go to
 ``runs/<profile>/notebooks/`` (the checkout's notebooks stay untouched unless ``inplace``),
 then :func:`dalib.report.build_report` writes ``runs/<profile>/report.md``, whose "Timings"
-section lists each notebook's wall time (kept in ``runs/<profile>/timings.json``, so a notebook
-run again alone replaces only its own line).
+section lists each notebook's wall time in the last run of the whole series (kept in
+``runs/<profile>/timings.json``; a run of some notebooks, ``only``, prints its times but leaves
+that table alone, since notebooks rerun over cached checkpoints take a fraction of the time).
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def record_timing(profile: Profile, notebook: str, seconds: float) -> Path:
     rows.append(["**all**", f"**{total / 60:.1f}**", ""])
     table = markdown_table(["notebook", "minutes", "finished"], rows)
     write_section(
-        "99_timings", "Timings", f"Wall time per notebook, this machine:\n\n{table}", profile
+        "99_timings",
+        "Timings",
+        f"Wall time per notebook in the last run of the whole series, this machine:\n\n{table}",
+        profile,
     )
     return path
 
@@ -95,7 +99,8 @@ def run_notebooks(
             raise
         nbformat.write(nb, target)
         seconds = time.perf_counter() - start
-        record_timing(prof, path.name, seconds)
+        if not only:
+            record_timing(prof, path.name, seconds)
         print(f"done in {seconds:.0f} s", flush=True)
     report = build_report(prof)
     print(f"all {len(notebooks)} notebooks ran in {time.perf_counter() - total_start:.0f} s")
