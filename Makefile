@@ -48,7 +48,7 @@ notebooks: $(STAMP)
 # The long experiments, after `make run` (they reuse its seed-0 checkpoints; each step resumes
 # or skips what is done): the 3-seed Table 9 ablation (variants a-d; runs/full/ablation/), the
 # α and placement side runs of notebook 06, then notebooks 06 and 07 again so that they and
-# runs/full/report.md show everything. About two CPU hours here, minutes on a GPU.
+# runs/full/report.md show everything. About an hour on the 2-core dev machine, minutes on a GPU.
 STUDENT := DALIB_PROFILE=full $(BIN)/python -m dalib train-student --profile full --resume
 reproduce: $(STAMP)
 	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full
