@@ -34,6 +34,8 @@ from dalib.mixing import MixedBatches, TensorSet
 from dalib.model import DepthAnything
 from dalib.sample import tensor_to_uint8
 from dalib.segmentation import load_segmenter
+from dalib.semantic import semantic_encoder_path
+from dalib.train import run_paths
 
 METRIC_DOMAINS = {"indoor": "gallery", "outdoor": "ruins"}
 """Scene kind -> the synthetic domain that plays NYUv2 (indoor) / KITTI (outdoor)."""
@@ -55,9 +57,9 @@ def metric_model(init: str, profile: Profile, root: Path) -> DepthAnything:
     model = DepthAnything(profile.encoder, output="linear")
     if init != "random":
         if init == "semantic":
-            encoder = load_segmenter(root / "checkpoints" / "semantic_encoder.safetensors").encoder
+            encoder = load_segmenter(semantic_encoder_path(root)).encoder
         else:
-            path = Path(init) if init not in INITS else root / "checkpoints" / f"{init}.safetensors"
+            path = Path(init) if init not in INITS else run_paths(root, init)["final_path"]
             if not path.is_file():
                 raise FileNotFoundError(f"encoder initialisation {init!r}: {path} does not exist")
             encoder = load_checkpoint(path).pretrained
@@ -165,9 +167,7 @@ def finetune_metric(
         MixedBatches(train_set, None, settings.batch_size, seed, info.rank, info.world_size).batch,
         settings,
         info,
-        final_path=root / "checkpoints" / f"{name}.safetensors",
-        resume_dir=root / "checkpoints" / "resume" / name,
-        log_path=root / "logs" / f"{name}.jsonl",
+        **run_paths(root, name),
         evaluate=lambda net: evaluate_metric(net.model, test_set, max_depth),
         resume=resume,
         stop_after=stop_after,

@@ -48,9 +48,7 @@ from dalib.segmentation import (
     semantic_tensors,
     train_segmenter,
 )
-from dalib.train import StepContext
-
-PLACEMENTS = ("unlabeled", "labeled", "both")
+from dalib.train import PLACEMENTS, StepContext, run_paths
 
 
 def match_grid(features: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -84,6 +82,11 @@ def semantic_training_data(profile: Profile, root: Path) -> tuple[Tensor, Tensor
     )
 
 
+def semantic_encoder_path(root: Path) -> Path:
+    """Where :func:`train_semantic_encoder` caches the encoder under the artifact ``root``."""
+    return run_paths(root, "semantic_encoder")["final_path"]
+
+
 def train_semantic_encoder(
     profile: Profile | str | None = None,
     *,
@@ -103,7 +106,7 @@ def train_semantic_encoder(
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(root) if root is not None else artifact_root(profile)
     steps = steps or profile.semantic_steps
-    path = root / "checkpoints" / "semantic_encoder.safetensors"
+    path = semantic_encoder_path(root)
     key = json.dumps(
         [profile.encoder, profile.image_size, profile.render_size, profile.n_labeled]
         + [profile.n_unlabeled, profile.batch_size, steps, seed, str(synth.RENDER_VERSION)]
@@ -113,9 +116,8 @@ def train_semantic_encoder(
         return freeze(load_segmenter(path))
     images, labels = semantic_training_data(profile, root)
     seed_everything(seed)
-    model = Segmenter(
-        profile.encoder, len(synth.SEMANTIC_CLASSES)
-    )  # position table as the depth models
+    # the default position table, the depth models' own, so these weights can initialise one
+    model = Segmenter(profile.encoder, len(synth.SEMANTIC_CLASSES))
     history = train_segmenter(
         model,
         images,
@@ -233,6 +235,7 @@ __all__ = [
     "freeze",
     "frozen_encoder",
     "match_grid",
+    "semantic_encoder_path",
     "semantic_training_data",
     "train_semantic_encoder",
 ]

@@ -35,6 +35,7 @@ from dalib.mixing import MixedBatches, TensorSet, concat_sets, to_tensor_set
 from dalib.model import DepthAnything
 
 __all__ = [
+    "PLACEMENTS",
     "ExtraLoss",
     "StepContext",
     "TrainSettings",
@@ -50,6 +51,15 @@ __all__ = [
     "train_student",
     "train_teacher",
 ]
+
+
+PLACEMENTS = ("unlabeled", "labeled", "both")
+"""Whose images an extra loss uses: :meth:`StepContext.view` / :meth:`StepContext.select`."""
+
+
+def _check_placement(which: str) -> None:
+    if which not in PLACEMENTS:
+        raise ValueError(f"which must be one of {PLACEMENTS}, got {which!r}")
 
 
 @dataclass
@@ -78,23 +88,21 @@ class StepContext:
 
     def view(self, which: str) -> tuple[Tensor, list[Tensor]]:
         """(images, read-outs) of "unlabeled", "labeled" or "both" (labeled first)."""
+        _check_placement(which)
         if which == "unlabeled":
             return self.images, self.features
         if self.labeled_images is None or self.labeled_features is None:
             raise ValueError("this StepContext carries no labeled images")
         if which == "labeled":
             return self.labeled_images, self.labeled_features
-        if which == "both":
-            both = [torch.cat(pair) for pair in zip(self.labeled_features, self.features)]
-            return torch.cat([self.labeled_images, self.images]), both
-        raise ValueError(f"which must be 'unlabeled', 'labeled' or 'both', got {which!r}")
+        both = [torch.cat(pair) for pair in zip(self.labeled_features, self.features)]
+        return torch.cat([self.labeled_images, self.images]), both
 
     def select(self, values: Tensor, which: str) -> Tensor:
         """The rows of ``values`` (over labeled then unlabeled images, e.g. a head's output)
         that belong to "unlabeled", "labeled" or "both"."""
+        _check_placement(which)
         b = 0 if self.labeled_images is None else self.labeled_images.shape[0]
-        if which not in ("unlabeled", "labeled", "both"):
-            raise ValueError(f"which must be 'unlabeled', 'labeled' or 'both', got {which!r}")
         return {"labeled": values[:b], "unlabeled": values[b:], "both": values}[which]
 
 
