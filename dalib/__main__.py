@@ -49,13 +49,22 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     profile = get_profile(args.profile)
     out = Path(args.out) if args.out else artifact_root(profile) / "dataset"
-    groups = {"labeled": synth.LABELED, "unlabeled": synth.UNLABELED, "held_out": synth.HELD_OUT}
+    groups = {
+        "labeled": synth.LABELED,
+        "unlabeled": synth.UNLABELED,
+        "validation": synth.VALIDATION,
+        "held_out": synth.HELD_OUT,
+    }
+    unknown = sorted(set(args.domains or ()) - set(synth.DOMAINS))
+    if unknown:
+        raise SystemExit(f"--domains: unknown {unknown}; choose from {sorted(synth.DOMAINS)}")
     counts = {
         "labeled": profile.n_labeled,
         "unlabeled": profile.n_unlabeled,
+        "validation": profile.n_eval,
         "held_out": profile.n_eval,
     }
-    splits = {"labeled": "train", "unlabeled": "train", "held_out": "test"}
+    splits = {"labeled": "train", "unlabeled": "train", "validation": "val", "held_out": "test"}
     for group, domains in groups.items():
         listed = []
         for domain in [d for d in domains if not args.domains or d in args.domains]:
@@ -129,8 +138,13 @@ def _semantic_options(args: argparse.Namespace) -> list:
 
     extra = []
     profile, root = get_profile(args.profile), _root(args)
-    if args.feature_alignment:
-        frozen = frozen_encoder(args.feature_alignment, profile.encoder, profile, root)
+    alignment = (
+        None
+        if args.no_feature_alignment
+        else (args.feature_alignment or profile.pretrained_encoder)
+    )
+    if alignment:
+        frozen = frozen_encoder(alignment, profile.encoder, profile, root)
         extra.append(FeatureAlignment(frozen, args.margin, args.align_on))
     if args.aux_segmentation:
         segmenter = frozen_encoder(args.aux_segmentation, profile.encoder, profile, root)
@@ -147,10 +161,12 @@ def _cmd_train_student(args: argparse.Namespace) -> int:
         root=_root(args),
         manifest=args.manifest,
         resume=args.resume,
-        name=args.name or "student",
+        name=args.name,
         perturb=not args.no_perturb,
         cutmix=not args.no_cutmix,
         extra_losses=_semantic_options(args),
+        trim=args.trim,
+        pool_size=args.pool_size,
         gradient_matching=args.gradient_matching,
         extra_labeled=_extra_labeled(args),
         **_settings(args),
@@ -226,19 +242,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_ablation(args: argparse.Namespace) -> int:
-    from dalib.ablation import complete_seeds, run_ablation, summarise
+    from dalib.ablation import SPLITS, complete_seeds, run_ablation, run_regime_map, summarise
     from dalib.io import atomic_write
 
     root = _root(args)
-    run_ablation(args.profile, args.seeds, args.variants, root)
-    saved = root / "ablation" / "results.json"
+    if args.regime:
+        split = args.split or "validation"
+        results = run_regime_map(args.profile, args.regime, args.seeds, root, split)
+        print(
+            f"regime map ({split}): {sorted(results['runs'])} + labeled_only; written: "
+            f"{root / 'ablation' / f'regime_{split}.json'}"
+        )
+        return 0
+    split = args.split or "held_out"
+    run_ablation(args.profile, args.seeds, args.variants, root, split)
+    saved = root / "ablation" / SPLITS[split]
     table, verdicts = summarise(complete_seeds(json.loads(saved.read_text())))  # all seeds so far
     text = "AbsRel (lower is better), mean ± std over seeds\n\n" + table + "\n\n"
     text += "\n".join(f"- {v}" for v in verdicts)
     print(text)
-    with atomic_write(root / "ablation" / "table.md") as temp:
+    with atomic_write(saved.with_suffix(".md")) as temp:
         temp.write_text(text + "\n")
-    print(f"written: {saved} and table.md")
+    print(f"written: {saved} and {saved.with_suffix('.md').name}")
     return 0
 
 
@@ -283,7 +308,12 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="continue the latest checkpoint of this run"
     )
-    parser.add_argument("--name", default=None, help="checkpoint name (default teacher / student)")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="checkpoint name (default: teacher; a student's from its options: student = "
+        "the full method, student_perturb without L_feat, student_plain clean images)",
+    )
     parser.add_argument(
         "--steps", type=int, default=None, help="optimiser steps (default: the profile's)"
     )
@@ -397,12 +427,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-cutmix", action="store_true", help="no CutMix on unlabeled images")
     p.add_argument(
+        "--trim",
+        type=float,
+        default=0.0,
+        help="leave each pseudo label's largest-loss pixels out of L_u (fraction; e.g. 0.1)",
+    )
+    p.add_argument(
+        "--pool-size",
+        type=int,
+        default=None,
+        help="train on this many pseudo-labeled images only (evenly spaced; default all)",
+    )
+    p.add_argument(
         "--feature-alignment",
         metavar="SOURCE",
         default=None,
-        help="add L_feat against a frozen encoder: 'synthetic' (the synthetic-semantics ViT, "
-        "trained and cached if missing), 'dinov2' (timm, online) or a segmenter checkpoint",
+        help="the frozen encoder of L_feat: 'synthetic' (the stand-in for DINOv2, trained and "
+        "cached if missing), 'dinov2' (timm, online) or a segmenter checkpoint (default: the "
+        "profile's pretrained encoder, as the full method uses)",
     )
+    p.add_argument("--no-feature-alignment", action="store_true", help="train without L_feat")
     p.add_argument("--margin", type=float, default=0.85, help="L_feat margin alpha (1: none)")
     p.add_argument(
         "--align-on",
@@ -423,7 +467,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_profile(p)
     _add_out(p)
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the profile's")
-    p.add_argument("--variants", nargs="+", default=list("abcd"), choices=list("abcd"))
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        default=list("abcd"),
+        choices=list("abcde"),
+        help="Table 9's rows a-d (default), e: + trimmed pseudo labels (optional row)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("validation", "held_out"),
+        default=None,
+        help="score on the validation domains (where settings are chosen) or the held-out "
+        "ones + Middlebury (final tables); default held_out, validation with --regime",
+    )
+    p.add_argument(
+        "--regime",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="RATIO",
+        help="the regime map instead: the full method with and without strong perturbation at "
+        "these unlabeled:labeled ratios (capped at the whole pool), against labeled_only",
+    )
     p.set_defaults(func=_cmd_ablation)
 
     for name, func, text in (

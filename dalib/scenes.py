@@ -27,7 +27,7 @@ from dalib.textures import (
     random_material,
 )
 
-GROUPS = ("labeled", "unlabeled", "held_out")
+GROUPS = ("labeled", "unlabeled", "validation", "held_out")
 LAYOUTS = ("room", "street", "field")  # room: indoor; street, field: outdoor
 SKIES = ("day", "overcast", "dusk")
 INF = float("inf")

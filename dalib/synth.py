@@ -8,8 +8,10 @@ cast shadows, and seen by a pinhole camera with random pose and field of view.
 
 Domains play the roles of the paper's datasets. ``LABELED``: clean "sensor" sets the teacher
 learns from. ``UNLABELED``: more diverse (photo textures, clutter, lighting, noise), only
-their images are used. ``HELD_OUT``: zero-shot evaluation only, never trained on; the same
-kinds of primitives in new arrangements and looks.
+their images are used. ``VALIDATION``: never trained on; every choice of settings (budgets,
+model size, margins) is made on them. ``HELD_OUT``: zero-shot evaluation for the final
+tables only, never trained on and never used to choose anything; the same kinds of
+primitives in new arrangements and looks.
 
 ============== ========= ======= ========= ===================================================
 name           group     scene   depth     what is special
@@ -22,6 +24,11 @@ corridors      unlabeled indoor  <= 10 m   long narrow rooms, dim light, sensor 
 warehouse      unlabeled indoor  <= 10 m   stacked crates and barrels, low light, vignetting
 photo_city     unlabeled outdoor <= 80 m   photo-textured streets, haze, roll, any sun
 park           unlabeled outdoor <= 80 m   trees and hills on grass/gravel photos, low sun
+market         unlabeled outdoor <= 80 m   colourful photo-textured stalls and poles, overcast
+cellar         unlabeled indoor  <= 10 m   low vaulted cellars, barrels, columns, warm lamp
+dunes          unlabeled outdoor <= 80 m   bare rolling ground, few objects, high camera
+atrium         validation indoor <= 10 m   tall atrium, columns, crates, balls, tinted light
+quarry         validation outdoor <= 80 m  plinths, stacks and trees on open ground, haze
 gallery        held_out  indoor  <= 10 m   tall hall, grid of pillars and plinths with spheres
 ruins          held_out  outdoor <= 80 m   walls and columns of stacked blocks at dusk, fog
 ============== ========= ======= ========= ===================================================
@@ -53,6 +60,7 @@ __all__ = [
     "RENDER_VERSION",
     "SEMANTIC_CLASSES",
     "UNLABELED",
+    "VALIDATION",
     "Box",
     "Camera",
     "Cylinder",
@@ -76,7 +84,7 @@ RENDER_VERSION = hashlib.sha256(
     b"".join(Path(m.__file__).read_bytes() for m in (geometry, props, scenes, shading, textures))
     + Path(__file__).read_bytes()
 ).hexdigest()[:16]
-_LABELED, _UNLABELED, _HELD_OUT = scenes.GROUPS
+_LABELED, _UNLABELED, _VALIDATION, _HELD_OUT = scenes.GROUPS
 _ROOM = {"layout": "room", "max_depth": 10.0}
 _FIELD = {"layout": "field", "max_depth": 80.0}
 _STREET = {
@@ -204,6 +212,100 @@ DOMAINS: dict[str, DomainSpec] = {
         light_tint=0.3,
         **_FIELD,
     ),
+    "market": DomainSpec(
+        group=_UNLABELED,
+        description="colourful photo-textured stalls and poles, overcast",
+        fov_deg=(55, 90),
+        height=(1.4, 2.2),
+        pitch_deg=(-12, 6),
+        roll_deg=3,
+        objects=("crate", "stack", "pole", "ball"),
+        n_objects=(10, 22),
+        photos=("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"),
+        photo_prob=0.7,
+        saturation=(0.4, 0.9),
+        skies=("overcast", "day"),
+        fog_m=(80, 300),
+        light_tint=0.2,
+        **_FIELD,
+    ),
+    "cellar": DomainSpec(
+        group=_UNLABELED,
+        description="low vaulted cellars with barrels and columns, warm lamp",
+        fov_deg=(60, 95),
+        height=(0.8, 1.6),
+        pitch_deg=(-20, 10),
+        roll_deg=5,
+        objects=("barrel", "column", "crate"),
+        n_objects=(4, 10),
+        room=((3.0, 5.0), (2.0, 2.6), (4.0, 8.0)),
+        patterns=("bricks", "wood", "noise"),
+        photos=("brick", "gravel", "moon"),
+        photo_prob=0.5,
+        ambient=(0.08, 0.2),
+        light=(0.7, 1.0),
+        light_tint=0.7,
+        noise=0.04,
+        vignette=0.5,
+        **_ROOM,
+    ),
+    "dunes": DomainSpec(
+        group=_UNLABELED,
+        description="bare rolling ground, few objects, high camera, harsh sun",
+        fov_deg=(40, 85),
+        height=(1.0, 8.0),
+        pitch_deg=(-35, 0),
+        roll_deg=6,
+        objects=("ball", "crate", "tree"),
+        n_objects=(2, 8),
+        object_scale=(1.0, 4.0),
+        patterns=("noise", "stripes", "wood"),
+        photos=("gravel", "grass", "moon"),
+        photo_prob=0.5,
+        sun_elevation_deg=(20, 80),
+        skies=("day", "dusk"),
+        fog_m=(150, 600),
+        saturation=(0.2, 0.5),
+        **_FIELD,
+    ),
+    "atrium": DomainSpec(
+        group=_VALIDATION,
+        description="tall atrium with columns, crates and balls, tinted light",
+        fov_deg=(50, 80),
+        height=(1.2, 2.0),
+        pitch_deg=(-15, 12),
+        roll_deg=4,
+        objects=("column", "crate", "ball"),
+        n_objects=(5, 10),
+        room=((6.0, 8.0), (4.0, 5.5), (6.0, 8.0)),
+        patterns=("bricks", "stripes", "wood"),
+        photos=("coffee", "rocket", "brick", "camera"),
+        photo_prob=0.4,
+        saturation=(0.1, 0.5),
+        light_tint=0.4,
+        ambient=(0.25, 0.4),
+        **_ROOM,
+    ),
+    "quarry": DomainSpec(
+        group=_VALIDATION,
+        description="stone plinths, stacks and trees on open ground, overcast haze",
+        fov_deg=(45, 80),
+        height=(1.5, 5.0),
+        pitch_deg=(-20, 5),
+        roll_deg=5,
+        objects=("plinth", "stack", "tree", "ball"),
+        n_objects=(8, 18),
+        object_scale=(1.5, 3.0),
+        patterns=("noise", "tiles", "checker"),
+        photos=("gravel", "brick", "grass"),
+        photo_prob=0.5,
+        sun_elevation_deg=(10, 40),
+        skies=("overcast", "day"),
+        fog_m=(60, 200),
+        light_tint=0.3,
+        saturation=(0.1, 0.4),
+        **_FIELD,
+    ),
     "gallery": DomainSpec(
         group=_HELD_OUT,
         description="hall with a grid of pillars and plinths",
@@ -246,6 +348,7 @@ DOMAINS: dict[str, DomainSpec] = {
 }
 LABELED = tuple(k for k, v in DOMAINS.items() if v.group == _LABELED)
 UNLABELED = tuple(k for k, v in DOMAINS.items() if v.group == _UNLABELED)
+VALIDATION = tuple(k for k, v in DOMAINS.items() if v.group == _VALIDATION)
 HELD_OUT = tuple(k for k, v in DOMAINS.items() if v.group == _HELD_OUT)
 
 

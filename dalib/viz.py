@@ -207,6 +207,7 @@ def scene_browser(
     groups = (
         ("labeled", synth.LABELED),
         ("unlabeled", synth.UNLABELED),
+        ("validation", synth.VALIDATION),
         ("held-out", synth.HELD_OUT),
     )
     options = [(f"{group}: {name}", name) for group, names in groups for name in names]
@@ -232,3 +233,25 @@ def scene_browser(
     browser.image = picture
     browser.controls = (domain, seed, view)
     return browser
+
+
+def regime_map(curves: dict[str, list[tuple]], title: str = "", metric: str = "AbsRel") -> Figure:
+    """The regime map: the full method's gain over the labeled-only model (y, with 2
+    standard-error bars) against the unlabeled:labeled ratio (x, log scale), one line per
+    curve of :func:`dalib.ablation.regime_gains`; y = 0 (no gain) drawn as a reference."""
+    fig = Figure(figsize=(6.0, 3.6))
+    ax = fig.add_subplot()
+    for (name, points), color in zip(curves.items(), ("tab:red", "tab:blue")):
+        if not points:
+            continue
+        ratio, gain, se, _ = (np.array(v, dtype=float) for v in zip(*points))
+        bars = np.where(np.isfinite(se), 2 * se, 0.0)
+        ax.errorbar(ratio, gain, yerr=bars, marker="o", capsize=4, color=color, label=name)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("unlabeled : labeled images")
+    ax.set_ylabel(f"gain over labeled-only ({metric})")
+    ax.set_title(title or "full method vs labeled-only, same schedule (bars: 2 s.e.)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

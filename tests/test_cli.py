@@ -50,12 +50,18 @@ def test_synth_writes_rgb_depth_semantic_and_splits(tmp_path):
                 "--domains",
                 "indoor_rooms",
                 "gallery",
+                "atrium",
                 "--n",
                 "2",
             ]
         )
         == 0
     )
+    assert (out / "validation.txt").read_text().split() == [
+        f"atrium/images/{i:05d}.png" for i in range(2)
+    ]
+    with pytest.raises(SystemExit, match="unknown"):
+        main(["synth", "--profile", "fast", "--out", str(out), "--domains", "atlantis"])
     assert (out / "labeled.txt").read_text().split() == [
         f"indoor_rooms/images/{i:05d}.png" for i in range(2)
     ]

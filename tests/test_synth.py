@@ -137,9 +137,10 @@ def test_render_is_deterministic_and_seed_dependent():
 
 
 def test_groups_are_disjoint_and_cover_domains():
-    groups = [set(synth.LABELED), set(synth.UNLABELED), set(synth.HELD_OUT)]
-    assert len(synth.DOMAINS) >= 9
-    assert [len(g) >= n for g, n in zip(groups, (3, 4, 2))] == [True] * 3
+    groups = [set(g) for g in (synth.LABELED, synth.UNLABELED, synth.VALIDATION, synth.HELD_OUT)]
+    assert len(synth.DOMAINS) >= 15
+    assert [len(g) >= n for g, n in zip(groups, (3, 8, 2, 2))] == [True] * 4
+    assert len(synth.UNLABELED) > 2 * len(synth.LABELED)  # the pool is the diverse part
     assert sum(map(len, groups)) == len(set.union(*groups)) == len(synth.DOMAINS)
     assert set.union(*groups) == set(synth.DOMAINS)
     indoor = {name for name, spec in synth.DOMAINS.items() if spec.indoor}

@@ -87,6 +87,7 @@ def test_show_grid_returns_a_figure_of_mixed_panels():
 def _fake_synth():
     fake = types.ModuleType("dalib.synth")
     fake.LABELED, fake.UNLABELED, fake.HELD_OUT = ("a",), ("b", "c"), ("d",)
+    fake.VALIDATION = ("v",)
     fake.SEMANTIC_CLASSES = ("sky", "ground", "wall")
     fake.calls = []
 
@@ -112,6 +113,7 @@ def test_scene_browser_builds_and_reacts(monkeypatch):
         "labeled: a",
         "unlabeled: b",
         "unlabeled: c",
+        "validation: v",
         "held-out: d",
     ]
     assert fake.calls == [("a", 0, (6, 6))]
