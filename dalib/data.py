@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from dalib.config import get_profile
+from dalib.config import cpu_count, get_profile
 from dalib.io import ImageReadError, atomic_write, read_depth, read_image, write_depth
 from dalib.sample import (
     as_size,
@@ -43,6 +43,7 @@ from dalib.sample import (
     image_to_tensor,
     resize_sample,
 )
+from dalib.workers import parallel_map
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -96,6 +97,11 @@ def synth_cache_key(
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _render_chunk(job: tuple[str, list[int], tuple[int, int]]) -> list:
+    domain, seeds, size = job
+    return importlib.import_module("dalib.synth").render_many(domain, seeds, size=size)
+
+
 class SynthDepthDataset(Dataset):
     """Scenes from :mod:`dalib.synth`, rendered once and cached on disk.
 
@@ -117,6 +123,9 @@ class SynthDepthDataset(Dataset):
         render_size: size rendered and cached (default ``size``); render larger and fit down
             for antialiased images.
         progress: tqdm progress bar while rendering; ``None`` follows the active profile.
+        workers: processes that render (default: the CPUs this process may use; 1 renders
+            in this process). Scenes are deterministic per (domain, seed, size), so the
+            images are the same whatever the number of workers.
 
     Samples follow the module contract, plus ``"seed"`` (int, the scene's render seed).
     """
@@ -130,6 +139,7 @@ class SynthDepthDataset(Dataset):
         seed: int = 0,
         render_size: int | Sequence[int] | None = None,
         progress: bool | None = None,
+        workers: int | None = None,
     ) -> None:
         synth = importlib.import_module("dalib.synth")  # not kept: datasets must pickle
         self.domains = (domains,) if isinstance(domains, str) else tuple(domains)
@@ -148,6 +158,9 @@ class SynthDepthDataset(Dataset):
         self.seed = seed
         self.root = Path(root) if root is not None else None
         self.progress = get_profile().progress if progress is None else progress
+        self.workers = cpu_count() if workers is None else int(workers)
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers!r}")
         self.render_version = str(synth.RENDER_VERSION)
         self._scenes = [self._load_or_render(synth, domain) for domain in self.domains]
 
@@ -187,12 +200,11 @@ class SynthDepthDataset(Dataset):
         self, synth: types.ModuleType, domain: str, chunk: int = 16
     ) -> dict[str, np.ndarray]:
         seeds = self._seeds()
+        chunks = [seeds[i : i + chunk] for i in range(0, len(seeds), chunk)]
+        jobs = [(domain, c, self.render_size) for c in chunks]
         scenes = []
         with tqdm(total=len(seeds), desc=f"render {domain}", disable=not self.progress) as bar:
-            for start in range(0, len(seeds), chunk):
-                batch = synth.render_many(
-                    domain, seeds[start : start + chunk], size=self.render_size
-                )
+            for batch in parallel_map(_render_chunk, jobs, self.workers):
                 scenes.extend(batch)
                 bar.update(len(batch))
         expected = self.render_size

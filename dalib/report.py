@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from dalib.config import Profile, artifact_root, get_profile
+from dalib.config import Profile, artifact_root, cpu_count, get_profile
 
 _KEY = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -58,7 +58,7 @@ def write_section(key: str, title: str, body: str, profile: Profile | str | None
 def machine_summary() -> str:
     """One line per fact: CPU, threads, torch version, device."""
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpu_count()
     return "\n".join(
         [
             f"- machine: {platform.machine()} {platform.processor() or ''}".rstrip(),

@@ -351,8 +351,10 @@ def test_synth_dataset_samples_follow_contract(fake_synth):
 
 
 def test_synth_dataset_caches_and_reloads_without_rendering(fake_synth, tmp_path):
-    first = SynthDepthDataset("indoor", n_per_domain=20, size=4, root=tmp_path, progress=False)
-    assert sum(len(c[1]) for c in fake_synth.calls) == 20  # rendered in chunks
+    first = SynthDepthDataset(
+        "indoor", n_per_domain=20, size=4, root=tmp_path, progress=False, workers=1
+    )
+    assert sum(len(c[1]) for c in fake_synth.calls) == 20  # rendered in chunks, here
     cached = first.cache_path("indoor")
     assert (
         cached.parent == tmp_path and cached.name.startswith("indoor-") and cached.suffix == ".npz"
@@ -434,6 +436,20 @@ def test_synth_dataset_with_the_real_renderer(tmp_path):
     torch.testing.assert_close(sample["depth"], torch.from_numpy(scene.depth))
     assert torch.equal(sample["sky"], torch.from_numpy(scene.sky))
     assert torch.equal(sample["valid"], torch.isfinite(sample["depth"]) & (sample["depth"] > 0))
+
+
+def test_synth_dataset_same_scenes_whatever_the_worker_count(tmp_path):
+    synth = pytest.importorskip("dalib.synth")
+    kwargs = {"n_per_domain": 20, "size": 16, "progress": False}  # 20 scenes: two chunks of 16
+    one = SynthDepthDataset(synth.UNLABELED[:2], workers=1, **kwargs)
+    two = SynthDepthDataset(synth.UNLABELED[:2], root=tmp_path, workers=2, **kwargs)
+    three = SynthDepthDataset(synth.UNLABELED[:2], workers=3, **kwargs)
+    for a, b, c in zip(one._scenes, two._scenes, three._scenes):
+        for name in ("image", "depth", "sky", "semantic", "seeds"):
+            np.testing.assert_array_equal(a[name], b[name])
+            np.testing.assert_array_equal(a[name], c[name])
+    with pytest.raises(ValueError, match="workers"):
+        SynthDepthDataset(synth.UNLABELED[0], workers=0, **kwargs)
 
 
 # ---------------------------------------------------------------- folders
