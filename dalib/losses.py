@@ -115,16 +115,32 @@ def _pack(mask: Tensor, *rows: Tensor) -> tuple[Tensor, ...]:
 
 
 def _affine_invariant_per_image(
-    pred: Tensor, target: Tensor, mask: Tensor
+    pred: Tensor, target: Tensor, mask: Tensor, trim: float = 0.0
 ) -> tuple[Tensor, Tensor]:
-    """Per-image eq. (1) on flattened (B, N) inputs: (loss (B,), valid count (B,))."""
+    """Per-image eq. (1) on flattened (B, N) inputs: (loss (B,), valid count (B,)).
+
+    ``trim`` > 0 averages only the smallest ceil((1 - trim) · count) residuals of each image
+    (the normalisation still uses every valid pixel)."""
     mask, pred, target = _pack(mask, pred, target)
     count = mask.sum(1)
     residual = (_normalize_flat(pred, mask) - _normalize_flat(target, mask)).abs()
-    return residual.sum(1) / count.clamp_min(1), count
+    if trim <= 0:
+        return residual.sum(1) / count.clamp_min(1), count
+    kept = torch.ceil((1 - trim) * count)  # (B,)
+    ordered = torch.where(mask, residual, torch.inf).sort(1).values
+    keep = torch.arange(ordered.shape[1], device=ordered.device) < kept[:, None]
+    total = torch.where(keep, ordered, torch.zeros_like(ordered)).sum(1)
+    return total / kept.clamp_min(1), count
 
 
-def affine_invariant_loss(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+def _check_trim(trim: float) -> None:
+    if not 0.0 <= trim < 1.0:
+        raise ValueError(f"trim is the fraction of pixels left out, in [0, 1), got {trim}")
+
+
+def affine_invariant_loss(
+    pred: Tensor, target: Tensor, mask: Tensor | None = None, trim: float = 0.0
+) -> Tensor:
     """The scale-and-shift invariant L1 loss of MiDaS / Depth Anything (paper eq. 1-2).
 
     Per image: mean over valid pixels of |d̂* - d̂|, with d̂ from :func:`normalize_scale_shift`
@@ -134,12 +150,16 @@ def affine_invariant_loss(pred: Tensor, target: Tensor, mask: Tensor | None = No
         pred: (B, H, W) predicted disparity.
         target: (B, H, W) target disparity (ground truth or teacher pseudo label).
         mask: (B, H, W) bool valid pixels, or None for all.
+        trim: fraction of each image's valid pixels with the largest residuals left out of
+            the mean (0: none; MiDaS's trimmed loss uses 0.2; the Depth Anything V2 authors
+            drop the 10% largest-loss pixels of each pseudo label).
 
     Returns:
         0-dim loss (float32, or float64 for float64 input); 0 if no pixel is valid.
     """
     mask = _check_maps(pred, target, mask)
-    per_image, count = _affine_invariant_per_image(_flat(pred), _flat(target), _flat(mask))
+    _check_trim(trim)
+    per_image, count = _affine_invariant_per_image(_flat(pred), _flat(target), _flat(mask), trim)
     return _batch_mean(per_image, count > 0)
 
 
@@ -247,6 +267,7 @@ def cutmix_loss(
     box: Tensor,
     mask_a: Tensor | None = None,
     mask_b: Tensor | None = None,
+    trim: float = 0.0,
 ) -> Tensor:
     """The paper's CutMix loss L_u on a mixed image u_ab = u_a ⊙ M + u_b ⊙ (1 - M).
 
@@ -264,6 +285,8 @@ def cutmix_loss(
         target_b: (B, H, W) teacher prediction on u_b (used outside the box).
         box: (B, H, W) bool CutMix mask M (True = pixel taken from u_a).
         mask_a, mask_b: (B, H, W) bool valid pixels of target_a / target_b, or None.
+        trim: per region, the fraction of largest residuals left out (see
+            :func:`affine_invariant_loss`).
 
     Returns:
         0-dim loss (float32, or float64 for float64 input); 0 if no pixel is valid.
@@ -271,9 +294,14 @@ def cutmix_loss(
     mask_a = _check_maps(pred_mixed, target_a, mask_a, names=("pred_mixed", "target_a", "mask_a"))
     mask_b = _check_maps(pred_mixed, target_b, mask_b, names=("pred_mixed", "target_b", "mask_b"))
     box = _check_maps(pred_mixed, pred_mixed, box, names=("pred_mixed", "pred_mixed", "box"))
+    _check_trim(trim)
     pred, box = _flat(pred_mixed), _flat(box)
-    loss_in, count_in = _affine_invariant_per_image(pred, _flat(target_a), box & _flat(mask_a))
-    loss_out, count_out = _affine_invariant_per_image(pred, _flat(target_b), ~box & _flat(mask_b))
+    loss_in, count_in = _affine_invariant_per_image(
+        pred, _flat(target_a), box & _flat(mask_a), trim
+    )
+    loss_out, count_out = _affine_invariant_per_image(
+        pred, _flat(target_b), ~box & _flat(mask_b), trim
+    )
     weight_in = box.to(loss_in.dtype).mean(1)
     per_image = weight_in * loss_in + (1 - weight_in) * loss_out
     return _batch_mean(per_image, (count_in + count_out) > 0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -369,3 +371,26 @@ def test_feature_alignment_matches_reference_and_frozen_gets_no_gradient():
     loss = feature_alignment_loss(f, frozen, margin=0.6)
     torch.testing.assert_close(loss, (1 - kept).mean().detach())
     assert not loss.requires_grad
+
+
+def test_trimmed_loss_leaves_out_each_images_largest_residuals():
+    g = torch.Generator().manual_seed(0)
+    pred, target = torch.rand(3, 10, 10, generator=g), torch.rand(3, 10, 10, generator=g)
+    mask = torch.rand(3, 10, 10, generator=g) > 0.3
+    mask[2] = False  # an image without valid pixels stays out of the mean
+    residual = (normalize_scale_shift(pred, mask) - normalize_scale_shift(target, mask)).abs()
+    expected = []
+    for b in range(2):
+        r = residual[b][mask[b]].sort().values
+        expected.append(r[: math.ceil(0.9 * r.numel())].mean())
+    got = affine_invariant_loss(pred, target, mask, trim=0.1)
+    torch.testing.assert_close(got, torch.stack(expected).mean())
+    assert got < affine_invariant_loss(pred, target, mask)
+    torch.testing.assert_close(
+        affine_invariant_loss(pred, target, mask, trim=0.0),
+        affine_invariant_loss(pred, target, mask),
+    )
+    box = torch.zeros(3, 10, 10, dtype=torch.bool)  # no box: CutMix loss = the loss against b
+    torch.testing.assert_close(cutmix_loss(pred, target, target, box, mask, mask, trim=0.1), got)
+    with pytest.raises(ValueError, match="trim"):
+        affine_invariant_loss(pred, target, mask, trim=1.0)
