@@ -16,9 +16,11 @@ overrides the root (``$DALIB_HOME/<profile>/``). Real datasets converted by
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +60,10 @@ class Profile:
     seeds: tuple[int, ...]  # seeds of repeated experiments (ablations)
     num_workers: int  # DataLoader workers
     progress: bool  # show tqdm progress bars (off in fast so nbval output is stable)
-    pretrained_encoder: str | None = None  # teacher/student encoder init: None (random), "dinov2"
+    # the DINOv2 slot: initialises the teacher's and students' encoders and is the frozen
+    # encoder of L_feat: None (random init, no L_feat by default), "synthetic" (the offline
+    # stand-in, dalib.standin) or "dinov2" (timm's weights, online)
+    pretrained_encoder: str | None = None
     real_labeled: tuple[str, ...] = ()  # converted real sets (data_scripts) added when present
 
     def replace(self, **changes) -> Profile:
@@ -87,27 +92,29 @@ PROFILES: dict[str, Profile] = {
         seeds=(0,),
         num_workers=0,
         progress=False,
+        pretrained_encoder="synthetic",
     ),
     "full": Profile(
         name="full",
         image_size=98,
         render_size=112,
-        n_labeled=400,
-        n_unlabeled=300,
-        n_eval=100,
-        n_photo_crops=400,
-        encoder="tiny",
-        batch_size=16,
-        teacher_steps=1000,
-        student_steps=300,
+        n_labeled=400,  # 3 labeled domains: 1,200 images, the narrow labeled set
+        n_unlabeled=3800,  # 8 unlabeled domains + 1,600 photo crops: a pool of 32,000 (26.7x)
+        n_eval=200,
+        n_photo_crops=1600,
+        encoder="micro",  # best validation AbsRel per CPU minute (benchmarks/study_model.py)
+        batch_size=8,  # students: 8 labeled + 16 pseudo-labeled; 2000 steps see the pool once
+        teacher_steps=2000,
+        student_steps=2000,  # = the teacher's: equal labeled images seen (16,000)
         semantic_steps=2000,
         probe_steps=150,
         metric_steps=150,
-        eval_every=100,
-        checkpoint_every=250,
+        eval_every=500,
+        checkpoint_every=500,
         seeds=(0, 1, 2),
         num_workers=0,
         progress=True,
+        pretrained_encoder="synthetic",  # the stand-in for DINOv2 (dalib.standin)
     ),
     "gpu": Profile(
         name="gpu",
@@ -158,6 +165,23 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run the block, then restore Python's, NumPy's and torch's (CPU) global RNG states, so
+    that whatever it draws (or whether it runs at all) does not shift later draws."""
+    python, numpy_state, torch_state = (
+        random.getstate(),
+        np.random.get_state(),
+        torch.get_rng_state(),
+    )
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """The device to compute on: ``prefer`` or ``$DALIB_DEVICE`` if given, else CUDA, else CPU.
 
@@ -175,17 +199,20 @@ def get_device(prefer: str | None = None) -> torch.device:
     return device
 
 
+def cpu_count() -> int:
+    """The CPUs this process may use (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def set_threads(n: int | None = None) -> int:
     """Set torch's intra-op threads to ``n`` (default: the CPUs this process may use).
 
     Returns the number set. Inter-op threads stay at torch's default.
     """
     if n is None:
-        n = (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count() or 1
-        )
+        n = cpu_count()
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     torch.set_num_threads(n)
@@ -215,3 +242,13 @@ def artifact_root(profile: Profile | str | None = None) -> Path:
     except OSError as err:
         raise OSError(f"cannot create the artifact folder {root}: {err}") from err
     return root
+
+
+def run_paths(root: Path, name: str) -> dict[str, Path]:
+    """Where a run named ``name`` writes under the artifact ``root``: final weights
+    (``checkpoints/<name>.safetensors``), resume folder and metrics log."""
+    return {
+        "final_path": root / "checkpoints" / f"{name}.safetensors",
+        "resume_dir": root / "checkpoints" / "resume" / name,
+        "log_path": root / "logs" / f"{name}.jsonl",
+    }

@@ -101,10 +101,16 @@ class DinoV2Encoder(VisionTransformer):
         patches = resample_position_table(self.pos_embed[:, 1:], grid)
         return torch.cat([self.pos_embed[:, :1].float(), patches], dim=1).to(dtype)
 
-    def tokens(self, x: Tensor) -> Tensor:
-        """Images (B, 3, H, W) -> embedded tokens (B, 1 + H/p * W/p, C), class token first."""
+    def tokens(self, x: Tensor, masks: Tensor | None = None) -> Tensor:
+        """Images (B, 3, H, W) -> embedded tokens (B, 1 + H/p * W/p, C), class token first.
+
+        ``masks`` (B, H/p * W/p) bool: patches replaced by ``mask_token`` before the position
+        embedding is added (DINOv2's iBOT masking; used by masked-image pretraining).
+        """
         grid = (x.shape[-2] // self.patch, x.shape[-1] // self.patch)
         patches = rearrange(self.patch_embed.proj(x), "b c h w -> b (h w) c")
+        if masks is not None:
+            patches = torch.where(masks[..., None], self.mask_token.to(patches.dtype), patches)
         cls = self.cls_token.to(patches.dtype).expand(patches.shape[0], -1, -1)
         return torch.cat([cls, patches], dim=1) + self.position_embedding(grid, patches.dtype)
 

@@ -37,7 +37,7 @@ from dalib.inference import predict_batch
 from dalib.metrics import relative_depth_metrics
 from dalib.report import markdown_table
 from dalib.sample import to_uint8
-from dalib.train import held_out_sets
+from dalib.train import held_out_sets, validation_sets
 
 Predictor = Callable[[list[np.ndarray]], list[np.ndarray]]
 """uint8 images [(H_i, W_i, 3)] -> disparity maps [(H_i, W_i)] (any scale and shift)."""
@@ -85,17 +85,22 @@ def synthetic_sets(
     domains: Sequence[str] | None = None,
 ) -> dict[str, EvalSet]:
     """Synthetic test sets: ``domains`` (default: :data:`dalib.synth.HELD_OUT`), the
-    profile's ``n_eval`` test scenes each (the same cache as training's evaluation), capped at
-    each domain's max depth."""
+    profile's ``n_eval`` scenes each, capped at each domain's max depth. Validation domains
+    give their "val" scenes (the sets training is scored on), the others their "test" ones."""
     profile = profile if isinstance(profile, Profile) else get_profile(profile)
     root = Path(root) if root is not None else artifact_root(profile)
     domains = list(domains) if domains is not None else list(synth.HELD_OUT)
     unknown = [d for d in domains if d not in synth.DOMAINS]
     if unknown:
         raise ValueError(f"unknown domains {unknown}; choose from {sorted(synth.DOMAINS)}")
+    validation = [d for d in domains if d in synth.VALIDATION]
+    datasets = {
+        **held_out_sets(profile, root, [d for d in domains if d not in validation]),
+        **validation_sets(profile, root, validation),
+    }
     return {
-        domain: _from_dataset(domain, dataset, synth.DOMAINS[domain].max_depth)
-        for domain, dataset in held_out_sets(profile, root, domains).items()
+        domain: _from_dataset(domain, datasets[domain], synth.DOMAINS[domain].max_depth)
+        for domain in domains
     }
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from dalib import augment, losses, synth
 from dalib.checkpoint import checkpoint_metadata, load_checkpoint
-from dalib.config import Profile, artifact_root, get_profile, seed_everything
+from dalib.config import Profile, artifact_root, get_profile, run_paths, seed_everything
 from dalib.data import SPLIT_SEEDS, SynthDepthDataset
 from dalib.distributed import init_distributed
 from dalib.loop import DepthNet, TrainSettings, fit
@@ -34,8 +34,7 @@ from dalib.mixing import MixedBatches, TensorSet
 from dalib.model import DepthAnything
 from dalib.sample import tensor_to_uint8
 from dalib.segmentation import load_segmenter
-from dalib.semantic import semantic_encoder_path
-from dalib.train import run_paths
+from dalib.standin import semantic_encoder_path
 
 METRIC_DOMAINS = {"indoor": "gallery", "outdoor": "ruins"}
 """Scene kind -> the synthetic domain that plays NYUv2 (indoor) / KITTI (outdoor)."""

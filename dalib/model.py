@@ -10,9 +10,12 @@ official checkpoints carry (vits/vitb/vitl match the paper's 24.8M / 97.5M / 335
     vitl     1024 x 24, 16            256, [256, 512, 1024, 1024]  518    334,134,465  335,315,649
     tiny     192 x 6, 3               32,  [24, 48, 96, 192]       98       3,461,377   -
     micro    128 x 4, 4               16,  [16, 32, 64, 128]       98       1,134,729   -
+    mini     256 x 8, 4               48,  [32, 64, 128, 256]      98       7,757,945   -
 
-``tiny`` and ``micro`` use patch 14 too and train on a 2-core CPU in minutes at 56-98 px
-(``tests/test_model.py`` checks these counts).
+``tiny``, ``micro`` and ``mini`` use patch 14 too and train on a 2-core CPU in minutes at
+56-98 px (``tests/test_model.py`` checks these counts); ``tiny_p7`` and ``micro_p7`` are the
+same widths with 7 px patches (four times the tokens of an image), candidates of the
+model-size study (``benchmarks/study_model.py``).
 
 Read-outs: ``layers="v1"`` takes the last four blocks (Depth Anything V1; S/B 8..11, L 20..23),
 ``"v2"`` the spaced blocks of V2 (S/B [2, 5, 8, 11], L [4, 11, 17, 23]; tiny sizes: spaced
@@ -55,6 +58,7 @@ class EncoderSize:
     img_size: int
     v2_layers: tuple[int, int, int, int] | None = None  # None: spaced evenly
     timm_dinov2: str | None = None  # timm name of the DINOv2 weights, if released
+    patch: int = 14  # pixels per patch side (DINOv2: 14)
 
 
 SIZES: dict[str, EncoderSize] = {
@@ -76,8 +80,12 @@ SIZES: dict[str, EncoderSize] = {
     ),
     "tiny": EncoderSize(192, 6, 3, 32, (24, 48, 96, 192), 98),
     "micro": EncoderSize(128, 4, 4, 16, (16, 32, 64, 128), 98),
+    # patch 7: four times the tokens of the same image (candidates of the model-size study)
+    "tiny_p7": EncoderSize(192, 6, 3, 32, (24, 48, 96, 192), 98, patch=7),
+    "micro_p7": EncoderSize(128, 4, 4, 16, (16, 32, 64, 128), 98, patch=7),
+    "mini": EncoderSize(256, 8, 4, 48, (32, 64, 128, 256), 98),
 }
-PATCH = 14
+PATCH = 14  # the released models' patch; EncoderSize.patch of each size
 
 
 @dataclass(frozen=True)
@@ -139,8 +147,10 @@ def make_config(
     img_size = size.img_size if img_size is None else int(img_size)
     input_size = img_size if input_size is None else int(input_size)
     for name, side in (("img_size", img_size), ("input_size", input_size)):
-        if side < PATCH or side % PATCH:
-            raise ValueError(f"{name} must be a positive multiple of {PATCH}, got {side}")
+        if side < size.patch or side % size.patch:
+            raise ValueError(
+                f"{name} must be a positive multiple of {size.patch} ({encoder!r}), got {side}"
+            )
     channels = tuple(out_channels) if out_channels is not None else size.out_channels
     if len(channels) != 4:
         raise ValueError(f"out_channels must have 4 entries, got {channels}")
@@ -154,6 +164,7 @@ def make_config(
         layers=readout_layers(size, layers),
         img_size=img_size,
         input_size=input_size,
+        patch_size=size.patch,
         output=output,
     )
 
@@ -213,14 +224,16 @@ class DepthAnything(nn.Module):
             )
 
     def forward_features(self, x: Tensor) -> list[Tensor]:
-        """x (B, 3, H, W) normalised -> the four read-outs, each (B, embed_dim, H/14, W/14)."""
+        """x (B, 3, H, W) normalised -> the four read-outs, each (B, embed_dim, H/p, W/p) for
+        the patch p (14 for the released sizes)."""
         self.check_input(x)
         return self.pretrained.readouts(x, self.config.layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x (B, 3, H, W), ImageNet-normalised, sides multiples of 14 -> disparity (B, H, W) >= 0.
+        """x (B, 3, H, W), ImageNet-normalised, sides multiples of the patch -> disparity
+        (B, H, W) >= 0.
 
-        The head's output is already 14 x the token grid = (H, W), so the released model's final
+        The head's output is already patch x the token grid = (H, W), so the released model's final
         bilinear resize + ReLU are identities here and skipped.
         """
         return self.depth_head(self.forward_features(x)).squeeze(1)

@@ -48,6 +48,7 @@ __all__ = [
     "build_pool",
     "file_sha256",
     "label_quality",
+    "pool_size",
     "pseudo_label",
     "to_uint8",
     "write_disparity",
@@ -90,6 +91,12 @@ def _photo_crops(n: int, size: int, seed: int) -> list[np.ndarray]:
         crop = image_to_tensor(photo[top : top + side, left : left + side].astype(np.uint8))
         crops.append(to_uint8(fit_sample({"image": crop}, size)["image"]))
     return crops
+
+
+def pool_size(profile: Profile) -> int:
+    """Images in ``profile``'s synthetic pool: every unlabeled domain's scenes + photo crops
+    (before any image folders a caller adds)."""
+    return len(synth.UNLABELED) * profile.n_unlabeled + profile.n_photo_crops
 
 
 def build_pool(

@@ -34,7 +34,7 @@ from dalib.encoder import DinoV2Encoder
 from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
 from dalib.loop import lr_factor
 from dalib.metrics import miou
-from dalib.model import PATCH, SIZES
+from dalib.model import SIZES
 from dalib.sample import tensor_to_uint8
 from dalib.textures import stable_seed
 
@@ -96,9 +96,11 @@ class Segmenter(nn.Module):
                 raise ValueError(f"unknown encoder {encoder!r}; choose one of {sorted(SIZES)}")
             size = SIZES[encoder]
             side = img_size or size.img_size
-            encoder = DinoV2Encoder(size.embed_dim, size.depth, size.num_heads, side, PATCH)
-        shape = (encoder.embed_dim, len(encoder.blocks))
-        name = next((n for n, s in SIZES.items() if (s.embed_dim, s.depth) == shape), "custom")
+            encoder = DinoV2Encoder(size.embed_dim, size.depth, size.num_heads, side, size.patch)
+        shape = (encoder.embed_dim, len(encoder.blocks), encoder.patch)
+        name = next(
+            (n for n, s in SIZES.items() if (s.embed_dim, s.depth, s.patch) == shape), "custom"
+        )
         side = encoder.patch * round((encoder.pos_embed.shape[1] - 1) ** 0.5)
         self.config = SegmenterConfig(name, num_classes, side)
         self.encoder = encoder

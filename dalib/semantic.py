@@ -10,7 +10,8 @@ encoder is DINOv2; here there are two:
 - the **synthetic-semantics ViT** (offline, this machine, CI, ``make run``):
   :func:`train_semantic_encoder` trains a ViT of the student's width from scratch to segment
   the synthetic world's classes (:data:`dalib.synth.SEMANTIC_CLASSES`) on images of the
-  labeled and unlabeled domains, then freezes it. Its features are semantic by construction
+  labeled and unlabeled domains, then freezes it (:mod:`dalib.standin`: the same stand-in
+  also initialises the teacher's and the student's encoders). Its features are semantic by construction
   and measured (notebook 06: mIoU of its linear head on the held-out domains); they know
   nothing of depth. It stands in for DINOv2, which cannot be downloaded here.
 
@@ -27,28 +28,24 @@ encoder learns the frozen segmenter's *discrete* masks by cross-entropy.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from dalib import losses, synth
-from dalib.checkpoint import checkpoint_metadata, save_checkpoint
-from dalib.config import Profile, artifact_root, get_profile, seed_everything
-from dalib.data import SPLIT_SEEDS, SynthDepthDataset
+from dalib import losses
+from dalib.config import Profile
 from dalib.model import DepthAnything
-from dalib.segmentation import (
-    SEGMENTER_FORMAT,
-    SegmentationHead,
-    Segmenter,
-    load_segmenter,
-    semantic_tensors,
-    train_segmenter,
+from dalib.segmentation import SegmentationHead, Segmenter, load_segmenter
+from dalib.standin import (
+    PRETRAINERS,
+    freeze,
+    semantic_encoder_path,
+    semantic_training_data,
+    train_semantic_encoder,
 )
-from dalib.train import PLACEMENTS, StepContext, run_paths
+from dalib.train import PLACEMENTS, StepContext
 
 
 def match_grid(features: Tensor, grid: tuple[int, int]) -> Tensor:
@@ -58,82 +55,7 @@ def match_grid(features: Tensor, grid: tuple[int, int]) -> Tensor:
     return F.interpolate(features, size=tuple(grid), mode="bilinear", align_corners=False)
 
 
-def freeze(model: nn.Module) -> nn.Module:
-    """Eval mode and no gradients: a frozen encoder never changes during student training."""
-    return model.eval().requires_grad_(False)
-
-
 # ---------------------------------------------------------------- the frozen encoder
-
-
-def semantic_training_data(profile: Profile, root: Path) -> tuple[Tensor, Tensor]:
-    """Images and class maps of the labeled + unlabeled domains' training scenes.
-
-    The same cached renders as the teacher's data and the pseudo-label pool (never the
-    held-out domains). Returns images (N, 3, H, W) uint8 and labels (N, H, W) int64.
-    """
-    common = {"root": root / "data", "seed": SPLIT_SEEDS["train"], "progress": profile.progress}
-    size = {"size": profile.image_size, "render_size": profile.render_size}
-    return semantic_tensors(
-        [
-            SynthDepthDataset(synth.LABELED, profile.n_labeled, **size, **common),
-            SynthDepthDataset(synth.UNLABELED, profile.n_unlabeled, **size, **common),
-        ]
-    )
-
-
-def semantic_encoder_path(root: Path) -> Path:
-    """Where :func:`train_semantic_encoder` caches the encoder under the artifact ``root``."""
-    return run_paths(root, "semantic_encoder")["final_path"]
-
-
-def train_semantic_encoder(
-    profile: Profile | str | None = None,
-    *,
-    root: str | os.PathLike | None = None,
-    steps: int | None = None,
-    seed: int = 0,
-    force: bool = False,
-) -> Segmenter:
-    """The frozen synthetic-semantics ViT: trained once, cached, returned frozen.
-
-    A ViT of the profile's encoder size with a linear head on its last block, trained from
-    random init by cross-entropy on the class maps of :func:`semantic_training_data`, with
-    flips and the student's strong perturbations (it will see perturbed images in L_feat).
-    Written to ``<root>/checkpoints/semantic_encoder.safetensors`` (atomic; reused unless
-    ``force`` or the settings changed).
-    """
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
-    steps = steps or profile.semantic_steps
-    path = semantic_encoder_path(root)
-    key = json.dumps(
-        [profile.encoder, profile.image_size, profile.render_size, profile.n_labeled]
-        + [profile.n_unlabeled, profile.batch_size, steps, seed, str(synth.RENDER_VERSION)]
-    )
-    cached = path.is_file() and checkpoint_metadata(path, SEGMENTER_FORMAT).get("key") == key
-    if cached and not force:
-        return freeze(load_segmenter(path))
-    images, labels = semantic_training_data(profile, root)
-    seed_everything(seed)
-    # the default position table, the depth models' own, so these weights can initialise one
-    model = Segmenter(profile.encoder, len(synth.SEMANTIC_CLASSES))
-    history = train_segmenter(
-        model,
-        images,
-        labels,
-        steps,
-        batch_size=2 * profile.batch_size,
-        lr_head=1e-3,
-        lr_encoder=3e-4,
-        perturb=True,
-        seed=seed,
-        progress=profile.progress,
-        desc="semantic encoder",
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, path, {"key": key, "final_loss": f"{history[-1]:.4f}"})
-    return freeze(model)
 
 
 def frozen_encoder(
@@ -145,15 +67,16 @@ def frozen_encoder(
     """The frozen semantic encoder named by ``source``.
 
     ``"dinov2"``: timm's DINOv2 of size ``encoder`` (needs internet or a filled cache);
-    ``"synthetic"``: :func:`train_semantic_encoder` of ``profile`` under ``root`` (trained if
-    not cached); else the path of a saved :class:`dalib.segmentation.Segmenter`.
+    ``"synthetic"`` or ``"mim"``: that offline stand-in of ``profile`` under ``root``
+    (:data:`dalib.standin.PRETRAINERS`; trained if not cached); else the path of a saved
+    :class:`dalib.segmentation.Segmenter`.
     """
     if str(source) == "dinov2":
         if encoder is None:
             raise ValueError("frozen_encoder('dinov2') needs encoder='vits'|'vitb'|'vitl'")
         return freeze(Segmenter(DepthAnything(encoder, pretrained_encoder="dinov2").pretrained, 0))
-    if str(source) == "synthetic":
-        return train_semantic_encoder(profile, root=root)
+    if str(source) in PRETRAINERS:
+        return PRETRAINERS[str(source)](profile, root=root)
     return freeze(load_segmenter(source))
 
 

@@ -8,7 +8,8 @@
   :func:`dalib.pseudo.pseudo_label`). ``extra_losses`` plug more terms in (e.g. feature
   alignment with a frozen encoder) without touching the loop.
 
-Both evaluate on the held-out domains (AbsRel, δ1 per domain, MiDaS protocol) and write to
+Both evaluate on the validation domains while they train (AbsRel, δ1 per domain, MiDaS
+protocol; the held-out domains are scored only for the final tables) and write to
 ``<root>/checkpoints/<name>.safetensors``, ``<root>/logs/<name>.jsonl`` and
 ``<root>/checkpoints/resume/<name>/``, where ``<root>`` is ``runs/<profile>/`` by default.
 Under ``torchrun`` every process trains on its share of each batch's data (DDP).
@@ -23,10 +24,17 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
-from dalib import augment, losses, synth
-from dalib.config import Profile, artifact_root, data_root, get_profile, seed_everything
+from dalib import augment, losses, standin, synth
+from dalib.config import (
+    Profile,
+    artifact_root,
+    data_root,
+    get_profile,
+    run_paths,
+    seed_everything,
+)
 from dalib.data import SPLIT_SEEDS, PseudoLabeled, RGBDFolder, SynthDepthDataset
 from dalib.distributed import DistInfo, barrier, init_distributed
 from dalib.loop import TrainSettings, fit
@@ -46,10 +54,12 @@ __all__ = [
     "real_labeled_sets",
     "run_paths",
     "settings_for",
+    "student_name",
     "student_step",
     "teacher_step",
     "train_student",
     "train_teacher",
+    "validation_sets",
 ]
 
 
@@ -112,6 +122,35 @@ see :class:`dalib.loop.DepthNet`); its output reaches the loss as
 ``context.head_outputs[loss.__name__]``."""
 
 
+SHORT_LOSS_NAMES = {"loss_feat": "feat", "loss_seg": "aux"}
+
+
+def student_name(
+    perturb: bool,
+    cutmix: bool,
+    extra_losses: Sequence[ExtraLoss | str] = (),
+    pool_size: int | None = None,
+    trim: float = 0.0,
+) -> str:
+    """The descriptive checkpoint name of a student (``extra_losses``: the losses or their
+    names). ``student`` is the full method (strong perturbation + CutMix + L_feat);
+    ``student_perturb`` the same without L_feat; ``student_plain`` naive self-training (clean
+    images, nothing extra); other mixes are spelled out: ``student_plain_feat``,
+    ``student_nocutmix_aux``, ``student_trim10`` (L_u trimmed by 10%), ``student_u1200``
+    (a pool of 1,200 pseudo-labeled images)."""
+    names = [e if isinstance(e, str) else loss_name(e, i) for i, e in enumerate(extra_losses)]
+    if perturb and cutmix:
+        parts = ["student"] if "loss_feat" in names else ["student_perturb"]
+        names = [n for n in names if n != "loss_feat"]
+    elif not perturb and not cutmix:
+        parts = ["student_plain"]
+    else:
+        parts = ["student_noperturb" if not perturb else "student_nocutmix"]
+    parts += [SHORT_LOSS_NAMES.get(n, n) for n in names]
+    parts += [f"trim{round(100 * trim)}"] * (trim > 0) + [f"u{pool_size}"] * (pool_size is not None)
+    return "_".join(parts)
+
+
 def loss_name(extra: ExtraLoss, index: int) -> str:
     """The name an extra loss is logged (and its head registered) under."""
     return getattr(extra, "__name__", f"extra{index}")
@@ -142,15 +181,6 @@ def settings_for(profile: Profile, kind: str, **overrides) -> TrainSettings:
         "progress": profile.progress,
     }
     return TrainSettings(**{**base, **{k: v for k, v in overrides.items() if v is not None}})
-
-
-def run_paths(root: Path, name: str) -> dict[str, Path]:
-    """Where a run named ``name`` writes: final weights, resume folder, metrics log."""
-    return {
-        "final_path": root / "checkpoints" / f"{name}.safetensors",
-        "resume_dir": root / "checkpoints" / "resume" / name,
-        "log_path": root / "logs" / f"{name}.jsonl",
-    }
 
 
 # ---------------------------------------------------------------- data
@@ -196,23 +226,39 @@ def labeled_set(profile: Profile, root: Path, extra: Sequence[Dataset] = ()) -> 
     )
 
 
-def held_out_sets(
-    profile: Profile, root: Path, domains: Sequence[str] = synth.HELD_OUT
+def synthetic_eval_sets(
+    profile: Profile, root: Path, domains: Sequence[str], split: str
 ) -> dict[str, SynthDepthDataset]:
-    """One test set per held-out domain, or per one of ``domains`` (``profile.n_eval`` test
-    scenes each, cached under ``root/data``)."""
+    """One set per domain: ``profile.n_eval`` scenes of ``split`` ("val" or "test", see
+    :data:`dalib.data.SPLIT_SEEDS`) each, at the profile's image size, cached under
+    ``root/data``."""
     return {
         domain: SynthDepthDataset(
             domain,
             profile.n_eval,
             profile.image_size,
             root / "data",
-            seed=SPLIT_SEEDS["test"],
+            seed=SPLIT_SEEDS[split],
             render_size=profile.render_size,
             progress=profile.progress,
         )
         for domain in domains
     }
+
+
+def held_out_sets(
+    profile: Profile, root: Path, domains: Sequence[str] = synth.HELD_OUT
+) -> dict[str, SynthDepthDataset]:
+    """The held-out domains' test sets (or those of ``domains``): for the final tables only."""
+    return synthetic_eval_sets(profile, root, domains, "test")
+
+
+def validation_sets(
+    profile: Profile, root: Path, domains: Sequence[str] = synth.VALIDATION
+) -> dict[str, SynthDepthDataset]:
+    """The validation domains' sets ("val" split): what training runs are scored on while
+    they train and every setting is chosen on."""
+    return synthetic_eval_sets(profile, root, domains, "val")
 
 
 def evaluate_held_out(
@@ -275,9 +321,16 @@ def teacher_step(gradient_matching: float):
 
 
 def student_step(
-    gradient_matching: float, perturb: bool, cutmix: bool, extra_losses: Sequence[ExtraLoss]
+    gradient_matching: float,
+    perturb: bool,
+    cutmix: bool,
+    extra_losses: Sequence[ExtraLoss],
+    trim: float = 0.0,
 ):
-    """The student's step: one forward of B labeled + 2B unlabeled images; mean of the losses."""
+    """The student's step: one forward of B labeled + 2B unlabeled images; mean of the losses.
+
+    ``trim``: fraction of each pseudo label's pixels with the largest L_u residuals left out
+    (0: the paper; 0.1: the Depth Anything V2 authors' later answer, their issue #108)."""
 
     def step_fn(net: nn.Module, batch: dict, generator: torch.Generator, step: int):
         images, target, mask = _flipped(batch, generator)
@@ -293,10 +346,10 @@ def student_step(
         loss_l, parts = labeled_loss(pred[:b], target, mask, gradient_matching)
         if cutmix:
             loss_u = losses.cutmix_loss(
-                pred[b:], u_target, u_target.roll(1, 0), box, u_mask, u_mask.roll(1, 0)
+                pred[b:], u_target, u_target.roll(1, 0), box, u_mask, u_mask.roll(1, 0), trim
             )
         else:
-            loss_u = losses.affine_invariant_loss(pred[b:], u_target, u_mask)
+            loss_u = losses.affine_invariant_loss(pred[b:], u_target, u_mask, trim)
         terms = {"loss_l": loss_l, "loss_u": loss_u}
         model = getattr(net, "module", net).model  # unwrap DDP, then DepthNet
         context = StepContext(
@@ -350,7 +403,8 @@ def _train(
     settings = settings or settings_for(profile, kind, **overrides)
     if info.is_main:  # rank 0 renders and caches the scenes; the others then read the cache
         labeled = labeled_set(profile, root, extra_labeled)
-        sets = held_out_sets(profile, root) if evaluate else {}
+        sets = validation_sets(profile, root) if evaluate else {}
+        standin.prepare(profile.pretrained_encoder, profile, root)
     barrier()
     if not info.is_main:
         labeled, sets = labeled_set(profile, root, extra_labeled), {}
@@ -358,7 +412,9 @@ def _train(
         labeled, unlabeled, settings.batch_size, settings.seed, info.rank, info.world_size
     )
     seed_everything(settings.seed)  # the fresh model's initial weights
-    model = DepthAnything(profile.encoder, pretrained_encoder=profile.pretrained_encoder)
+    model = standin.init_encoder(
+        DepthAnything(profile.encoder), profile.pretrained_encoder, profile, root
+    )
     return fit(
         model,
         step_fn,
@@ -400,7 +456,7 @@ def train_teacher(
             giving samples of the profile's image size.
         name: checkpoint name (``<root>/checkpoints/<name>.safetensors``).
         resume: continue the latest checkpoint of this name, if any.
-        evaluate: evaluate on the held-out domains every ``eval_every`` steps and at the end.
+        evaluate: evaluate on the validation domains every ``eval_every`` steps and at the end.
         stop_after: stop abruptly after this many steps (no final checkpoint), as a kill would.
     """
     return _train(
@@ -432,7 +488,9 @@ def train_student(
     extra_losses: Sequence[ExtraLoss] = (),
     gradient_matching: float = 0.5,
     extra_labeled: Sequence[Dataset] = (),
-    name: str = "student",
+    pool_size: int | None = None,
+    trim: float = 0.0,
+    name: str | None = None,
     resume: bool = False,
     evaluate: bool = True,
     device: str | torch.device | None = None,
@@ -447,18 +505,26 @@ def train_student(
     self-training. ``extra_losses`` are callables ``StepContext -> 0-dim Tensor`` averaged
     with L_l and L_u (each logged under its ``__name__``); one that carries a ``head`` gets
     it trained beside the model (:data:`ExtraLoss`, e.g. :class:`dalib.semantic.AuxSegmentation`).
-    Other arguments as for
-    :func:`train_teacher`; the default ``name`` "student" is the full method's checkpoint.
+    ``pool_size``: train on that many of the pseudo-labeled images only, evenly spaced through
+    the manifest (which lists them domain by domain, so every domain keeps its share): the
+    regime map's smaller unlabeled:labeled ratios on the same schedule. ``trim``: leave each
+    pseudo label's largest-residual pixels out of L_u (see :func:`student_step`).
+    Other arguments as for :func:`train_teacher`; ``name`` defaults to
+    :func:`student_name` of the options ("student" is the full method's checkpoint).
     """
+    name = name or student_name(perturb, cutmix, extra_losses, pool_size, trim)
     profile_obj, root_path, _ = _setup(profile, root, device)
     manifest = Path(manifest) if manifest is not None else root_path / "pseudo" / "manifest.json"
     if not manifest.is_file():
         raise FileNotFoundError(
             f"pseudo-label manifest {manifest} not found; run dalib.pseudo.pseudo_label first"
         )
-    unlabeled = to_tensor_set(
-        PseudoLabeled(manifest, size=profile_obj.image_size), desc="pseudo-labeled"
-    )
+    pool: Dataset = PseudoLabeled(manifest, size=profile_obj.image_size)
+    if pool_size is not None:
+        if not 0 < pool_size <= len(pool):
+            raise ValueError(f"pool_size must be in [1, {len(pool)}] ({manifest}), got {pool_size}")
+        pool = Subset(pool, torch.linspace(0, len(pool) - 1, pool_size).round().long().tolist())
+    unlabeled = to_tensor_set(pool, profile_obj.progress, desc="pseudo-labeled")
     return _train(
         "student",
         name,
@@ -467,7 +533,7 @@ def train_student(
         device,
         settings,
         overrides,
-        student_step(gradient_matching, perturb, cutmix, extra_losses),
+        student_step(gradient_matching, perturb, cutmix, extra_losses, trim),
         unlabeled,
         extra_labeled,
         resume,
@@ -477,6 +543,8 @@ def train_student(
             "perturb": str(perturb),
             "cutmix": str(cutmix),
             "manifest": str(manifest),
+            "pool_size": str(len(unlabeled)),
+            "trim": str(trim),
             "extra_losses": ",".join(loss_name(f, i) for i, f in enumerate(extra_losses)),
         },
         extra_heads(extra_losses),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dalib import config
+from dalib import config, pseudo, synth
 from dalib.report import build_report, markdown_table, write_section
 
 
@@ -99,3 +99,14 @@ def test_report_sections_joined_in_key_order():
         write_section("../evil", "x", "y")
     with pytest.raises(ValueError, match="cells"):
         markdown_table(["a"], [[1, 2]])
+
+
+def test_full_profile_mirrors_the_papers_regime():
+    full = config.PROFILES["full"]
+    labeled = len(synth.LABELED) * full.n_labeled
+    pool = pseudo.pool_size(full)
+    assert pool >= 10 * labeled  # the paper: 62M unlabeled vs 1.5M labeled
+    passes = full.student_steps * 2 * full.batch_size / pool
+    assert 0.8 <= passes <= 1.25  # the student sees each unlabeled image about once, at 1:2
+    assert full.student_steps >= full.teacher_steps  # equal budgets: labeled images seen
+    assert full.pretrained_encoder == "synthetic" and config.PROFILES["fast"].pretrained_encoder

@@ -105,7 +105,7 @@ def test_pseudo_labeled_dataset_and_a_student_run(labelled):
         return ctx.features[-1].pow(2).mean() * 0
 
     student = train_student(
-        PROFILE, root=root, steps=2, extra_losses=[feature_norm], evaluate=False
+        PROFILE, root=root, name="student", steps=2, extra_losses=[feature_norm], evaluate=False
     )
     assert calls == [(4, 128, 4, 4)] * 2  # 2B unlabeled images, micro width 128, 56/14 tokens
     log = read_log(root / "logs" / "student.jsonl")
