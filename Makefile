@@ -47,7 +47,9 @@ notebooks: $(STAMP)
 
 # The long experiments, after `make run` (they reuse its seed-0 checkpoints; each step resumes
 # or skips what is done): the 3-seed Table 9 ablation (variants a-d; runs/full/ablation/), the
-# α and placement side runs of notebook 06, then notebooks 06 and 07 again so that they and
+# α and placement side runs of notebook 06, the regime map (the full method's gain over the
+# labeled-only model at unlabeled:labeled ratios 1, 4, 16, with and without strong
+# perturbation, on the validation domains), then notebooks 06 and 07 again so that they and
 # runs/full/report.md show everything. About an hour on the 2-core dev machine, minutes on a GPU.
 STUDENT := DALIB_PROFILE=full $(BIN)/python -m dalib train-student --profile full --resume
 reproduce: $(STAMP)
@@ -55,7 +57,8 @@ reproduce: $(STAMP)
 	$(STUDENT) --name student_feat_a100 --feature-alignment synthetic --margin 1.0
 	$(STUDENT) --name student_feat_a070 --feature-alignment synthetic --margin 0.7
 	$(STUDENT) --name student_feat_labeled --feature-alignment synthetic --align-on labeled
-	$(STUDENT) --name student_aux --aux-segmentation synthetic
+	$(STUDENT) --name student_aux --no-feature-alignment --aux-segmentation synthetic
+	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full --regime 1 4 16
 	DALIB_PROFILE=full $(BIN)/python -m dalib run-notebooks --profile full --only 06 07
 
 lint: $(STAMP)

@@ -1,19 +1,27 @@
 """The paper's Table 9 at toy scale: what each ingredient adds, over several seeds.
 
-Variants, each trained from scratch with the profile's budgets:
+Variants, each trained from the same encoder initialisation (the profile's stand-in for
+DINOv2) on the *student's* schedule (``student_steps`` steps of ``batch_size`` labeled
+images), so that each row differs from the one above in one ingredient only:
 
-- ``a``: L_l only: the teacher, trained on the labeled domains;
-- ``b``: + L_u on clean unlabeled images (plain self-training on the teacher's labels);
-- ``c``: + strong perturbation and CutMix on the unlabeled images;
-- ``d``: + L_feat (feature alignment with the frozen semantic encoder, α = 0.85).
+- ``a`` ``labeled_only``: L_l only, the labeled domains (the teacher's recipe on the
+  student's schedule; not the teacher itself);
+- ``b`` ``student_plain``: + L_u on clean unlabeled images (naive self-training);
+- ``c`` ``student_perturb``: + strong perturbation and CutMix on the unlabeled images;
+- ``d`` ``student``: + L_feat (feature alignment with the frozen stand-in, α = 0.85): the
+  full method, ``checkpoints/student.safetensors``;
+- ``e`` ``student_trim10`` (optional, not in the paper): + each pseudo label's 10% largest-loss
+  pixels left out of L_u, as the Depth Anything V2 authors later described
+  (DepthAnything/Depth-Anything-V2 issue #108). Reported as its own row, never folded in.
 
-Seed ``s`` sets the trained model's initial weights, batch order and augmentation draws. The
-students of every seed learn from the pseudo labels of the seed-0 teacher (one pool labelling;
-the paper also labels once), so their spread is the students' own. Seed 0 uses the main job's
-checkpoints (``teacher``, ``student_clean``, ``student``, ``student_feat``); other seeds write
-``<name>_seed<s>``. Every model is scored zero-shot (:mod:`dalib.evaluate`) on the held-out
-domains and the Middlebury photograph; :func:`summarise` gives mean ± std over seeds and which
-differences between consecutive variants exceed the seed noise.
+Seed ``s`` sets the trained model's initial head weights, batch order and augmentation draws.
+The students of every seed learn from the pseudo labels of the one teacher (one pool
+labelling; the paper also labels once), so their spread is the students' own. Seed 0 uses the
+main job's checkpoints; other seeds write ``<name>_seed<s>``. Every model is scored zero-shot
+(:mod:`dalib.evaluate`) on the sets asked for (by default the validation domains while
+settings are being chosen; the held-out domains and the Middlebury photograph for the final
+table); :func:`summarise` gives mean ± std over seeds and whether each step between
+consecutive variants exceeds twice its paired standard error over seeds.
 """
 
 from __future__ import annotations
@@ -27,18 +35,22 @@ from pathlib import Path
 
 import numpy as np
 
-from dalib import evaluate, pseudo, semantic, train
+from dalib import evaluate, pseudo, semantic, synth, train
 from dalib.config import Profile, artifact_root, get_profile
 from dalib.io import atomic_write
 from dalib.model import load_checkpoint
 from dalib.report import markdown_table
 
 VARIANTS = {
-    "a": ("teacher", "L_l only (teacher)"),
-    "b": ("student_clean", "+ L_u, clean images"),
-    "c": ("student", "+ strong perturbation, CutMix"),
-    "d": ("student_feat", "+ L_feat (α = 0.85)"),
+    "a": ("labeled_only", "L_l only"),
+    "b": ("student_plain", "+ L_u, clean images"),
+    "c": ("student_perturb", "+ strong perturbation, CutMix"),
+    "d": ("student", "+ L_feat (α = 0.85)"),
+    "e": ("student_trim10", "+ drop each pseudo label's 10% largest-loss pixels (optional)"),
 }
+TABLE9 = "abcd"
+"""The paper's rows; ``e`` is an optional extra row, trained only when asked for."""
+TRIM = 0.1  # row e's fraction of each pseudo label's largest-loss pixels left out
 """Variant -> (checkpoint name for seed 0, description)."""
 
 
@@ -48,6 +60,15 @@ def checkpoint_name(variant: str, seed: int) -> str:
     return base if seed == 0 else f"{base}_seed{seed}"
 
 
+def feature_alignment(profile: Profile, root: Path) -> semantic.FeatureAlignment:
+    """L_feat (α = 0.85, unlabeled images) against the profile's pretrained encoder, frozen
+    (the offline semantic stand-in when the profile has none)."""
+    source = profile.pretrained_encoder or "synthetic"
+    return semantic.FeatureAlignment(
+        semantic.frozen_encoder(source, profile.encoder, profile, root)
+    )
+
+
 def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path:
     """Train ``variant`` with ``seed`` unless its checkpoint exists (a killed run resumes from
     its last resumable checkpoint); return the checkpoint path."""
@@ -55,17 +76,16 @@ def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path
     path = train.run_paths(root, name)["final_path"]
     if path.is_file():
         return path
-    if variant == "a":  # resume: a killed run continues from its last checkpoint
-        train.train_teacher(profile, root=root, name=name, seed=seed, resume=True)
+    if variant == "a":  # the student's schedule; resume: a killed run continues
+        train.train_teacher(
+            profile, root=root, name=name, seed=seed, steps=profile.student_steps, resume=True
+        )
         return path
-    teacher = train.run_paths(root, "teacher")["final_path"]
-    if not teacher.is_file():
-        train.train_teacher(profile, root=root)
-    pseudo.pseudo_label(profile=profile, root=root)
+    ensure_pseudo_labels(profile, root)
     clean = variant == "b"
     extra = []
-    if variant == "d":
-        extra = [semantic.FeatureAlignment(semantic.train_semantic_encoder(profile, root=root))]
+    if variant in ("d", "e"):
+        extra = [feature_alignment(profile, root)]
     train.train_student(
         profile,
         root=root,
@@ -74,19 +94,43 @@ def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path
         perturb=not clean,
         cutmix=not clean,
         extra_losses=extra,
+        trim=TRIM if variant == "e" else 0.0,
         resume=True,
     )
     return path
 
 
+def ensure_pseudo_labels(profile: Profile, root: Path) -> None:
+    """The teacher (trained if missing) and its pseudo labels of the pool (made if missing)."""
+    if not train.run_paths(root, "teacher")["final_path"].is_file():
+        train.train_teacher(profile, root=root)
+    pseudo.pseudo_label(profile=profile, root=root)
+
+
+SPLITS = {"held_out": "results.json", "validation": "validation.json"}
+"""Which sets a model is scored on -> the results file under ``<root>/ablation/``."""
+
+
+def scoring_sets(profile: Profile, root: Path, split: str) -> dict:
+    """The test sets of ``split``: "validation" (the validation domains: where settings are
+    chosen) or "held_out" (the held-out domains and the Middlebury photo: final tables)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+    if split == "validation":
+        return evaluate.synthetic_sets(profile, root, synth.VALIDATION)
+    return {**evaluate.synthetic_sets(profile, root), "middlebury": evaluate.middlebury_set()}
+
+
 def run_ablation(
     profile: Profile | str | None = None,
     seeds: Sequence[int] | None = None,
-    variants: Sequence[str] = tuple(VARIANTS),
+    variants: Sequence[str] = TABLE9,
     root: str | os.PathLike | None = None,
+    split: str = "held_out",
 ) -> dict:
-    """Train (or load) every variant x seed and score each; every score is also merged into
-    ``<root>/ablation/results.json`` (which keeps other seeds' and variants' entries).
+    """Train (or load) every variant x seed and score each on the sets of ``split`` (see
+    :func:`scoring_sets`); every score is also merged into ``<root>/ablation/results.json``
+    (held-out) or ``validation.json``, which keep other seeds' and variants' entries.
 
     Returns ``{"scores": {variant: {str(seed): {set: {abs_rel, delta1, n}}}}}`` of this call.
     """
@@ -96,8 +140,8 @@ def run_ablation(
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         raise ValueError(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
-    sets = {**evaluate.synthetic_sets(profile, root), "middlebury": evaluate.middlebury_set()}
-    out_path = root / "ablation" / "results.json"
+    sets = scoring_sets(profile, root, split)
+    out_path = root / "ablation" / SPLITS[split]
     results: dict = {"scores": {}}
     for variant in variants:
         for seed in seeds:
@@ -108,10 +152,119 @@ def run_ablation(
     return results
 
 
-def _merge_into(path: Path, variant: str, seed: int, scores: dict) -> None:
+# ---------------------------------------------------------------- the regime map
+
+
+def labeled_count(profile: Profile) -> int:
+    """Labeled training images of ``profile`` (synthetic domains only)."""
+    return len(synth.LABELED) * profile.n_labeled
+
+
+def regime_runs(profile: Profile, ratios: Sequence[float]) -> dict[str, dict]:
+    """{run name: settings} of the regime map: the full method with and without strong
+    perturbation + CutMix, on ``ratio`` x the labeled images of the unlabeled pool for each
+    of ``ratios`` (capped at the pool) and on the whole pool (Table 9's row d and its
+    unperturbed twin), every run on the student's schedule."""
+    pool, labeled = pseudo.pool_size(profile), labeled_count(profile)
+    sizes = sorted({min(pool, round(r * labeled)) for r in ratios} | {pool})
+    runs = {}
+    for size in sizes:
+        for perturb in (True, False):
+            name = train.student_name(
+                perturb, perturb, ["loss_feat"], pool_size=None if size == pool else size
+            )
+            runs[name] = {"pool_size": size, "perturb": perturb, "ratio": size / labeled}
+    return runs
+
+
+def train_regime_run(name: str, run: dict, seed: int, profile: Profile, root: Path) -> Path:
+    """Train one regime-map run with ``seed`` unless its checkpoint exists; its path."""
+    full = f"{name}_seed{seed}" if seed else name
+    path = train.run_paths(root, full)["final_path"]
+    if path.is_file():
+        return path
+    ensure_pseudo_labels(profile, root)
+    train.train_student(
+        profile,
+        root=root,
+        name=full,
+        seed=seed,
+        perturb=run["perturb"],
+        cutmix=run["perturb"],
+        extra_losses=[feature_alignment(profile, root)],
+        pool_size=run["pool_size"],
+        resume=True,
+    )
+    return path
+
+
+def run_regime_map(
+    profile: Profile | str | None = None,
+    ratios: Sequence[float] = (1, 4, 16),
+    seeds: Sequence[int] | None = None,
+    root: str | os.PathLike | None = None,
+    split: str = "validation",
+) -> dict:
+    """Train (or load) every regime-map run x seed, score each on ``split`` with the
+    labeled-only model of the same seed, merge into ``<root>/ablation/regime_<split>.json``.
+
+    Returns ``{"runs": {name: settings}, "scores": {name: {seed: {set: {...}}}}}``.
+    """
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    root = Path(root) if root is not None else artifact_root(profile)
+    seeds = list(seeds if seeds is not None else profile.seeds)
+    sets = scoring_sets(profile, root, split)
+    runs = regime_runs(profile, ratios)
+    out_path = root / "ablation" / f"regime_{split}.json"
+    results: dict = {"runs": runs, "scores": {}}
+    for seed in seeds:
+        for name, run in {"labeled_only": None, **runs}.items():
+            if run is None:
+                path = train_variant("a", seed, profile, root)
+            else:
+                path = train_regime_run(name, run, seed, profile, root)
+            model = evaluate.model_predictor(load_checkpoint(path), profile.image_size)
+            results["scores"].setdefault(name, {})[str(seed)] = evaluate.evaluate(model, sets)
+            _merge_into(out_path, name, seed, results["scores"][name][str(seed)], runs)
+    return results
+
+
+def regime_gains(results: dict, metric: str = "abs_rel") -> dict[str, list[tuple]]:
+    """The regime map's points: ``{"with strong perturbation" | "without": [(ratio, gain,
+    standard error, seeds), ...]}`` by ratio, where gain = labeled_only - run in ``metric``
+    averaged over the sets (positive: the run is better, for AbsRel), paired by seed (the
+    seeds both have); the error is sd(gain_s)/sqrt(n) (NaN for one seed)."""
+    scores, runs = results["scores"], results["runs"]
+    curves: dict[str, list[tuple]] = {"with strong perturbation": [], "without": []}
+    sign = 1.0 if metric == "abs_rel" else -1.0
+
+    def mean_over_sets(by_set: dict) -> float:
+        return float(np.mean([v[metric] for v in by_set.values()]))
+
+    for name, run in sorted(runs.items(), key=lambda item: item[1]["ratio"]):
+        seeds = sorted(set(scores.get(name, {})) & set(scores.get("labeled_only", {})), key=int)
+        if not seeds:
+            continue
+        gains = np.array(
+            [
+                sign * (mean_over_sets(scores["labeled_only"][s]) - mean_over_sets(scores[name][s]))
+                for s in seeds
+            ]
+        )
+        se = float(gains.std(ddof=1) / math.sqrt(len(gains))) if len(gains) > 1 else float("nan")
+        curve = "with strong perturbation" if run["perturb"] else "without"
+        curves[curve].append((run["ratio"], float(gains.mean()), se, len(gains)))
+    return curves
+
+
+def _merge_into(
+    path: Path, variant: str, seed: int, scores: dict, runs: dict | None = None
+) -> None:
     """Add one model's scores to the results file (re-read first: runs of other seeds may
     write it too); atomic, after every model, so a killed run keeps what it finished."""
     saved = json.loads(path.read_text()) if path.is_file() else {"scores": {}}
+    if runs is not None:
+        saved.setdefault("runs", {}).update(runs)
     saved["scores"].setdefault(variant, {})[str(seed)] = scores
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as temp:
@@ -134,7 +287,9 @@ def summarise(results: dict, metric: str = "abs_rel") -> tuple[str, list[str]]:
     """(markdown table of mean ± std over seeds per set, one verdict line per variant step).
 
     A step from one variant to the next "exceeds seed noise" when the difference of the means
-    is larger than twice its standard error, sqrt(sd₁²/n₁ + sd₂²/n₂), computed from the seeds.
+    is larger than twice its standard error over seeds: paired, sd(y_s - x_s)/sqrt(n), when
+    both variants have the same seeds (seed s of every variant shares its batch order and
+    draws), else sqrt(sd_x²/n_x + sd_y²/n_y).
     """
     scores = results["scores"]
     variants = [v for v in VARIANTS if v in scores]
@@ -160,31 +315,48 @@ def summarise(results: dict, metric: str = "abs_rel") -> tuple[str, list[str]]:
     for first, second in itertools.pairwise(variants):
         x, y = mean_over_sets(first), mean_over_sets(second)
         diff = y.mean() - x.mean()
-        se = (
-            math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-            if min(len(x), len(y)) > 1
-            else float("nan")
-        )
+        paired = list(scores[first]) == list(scores[second])
+        if min(len(x), len(y)) < 2:
+            se = float("nan")
+        elif paired:
+            se = float((y - x).std(ddof=1) / math.sqrt(len(x)))
+        else:
+            se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
         better = diff < 0 if metric == "abs_rel" else diff > 0
         verdict = (
             "one seed: cannot tell"
             if math.isnan(se)
-            else ("exceeds" if abs(diff) > 2 * se else "within") + " seed noise"
+            else ("exceeds" if abs(diff) > 2 * se else "within")
+            + (" seed noise (paired)" if paired else " seed noise")
+        )
+        # the power of this comparison: the smallest difference that would count
+        power = (
+            "" if math.isnan(se) else f"; 2 s.e. = {100 * 2 * se / abs(x.mean()):.1f}% of ({first})"
         )
         verdicts.append(
             f"({first}) -> ({second}): mean {metric} {diff:+.4f}"
             + ("" if math.isnan(se) else f" ± {se:.4f}")
             + " "
-            f"({'better' if better else 'worse'}; {verdict})"
+            f"({'better' if better else 'worse'}; {verdict}{power})"
         )
     return table, verdicts
 
 
 __all__ = [
+    "SPLITS",
+    "TABLE9",
+    "TRIM",
     "VARIANTS",
     "checkpoint_name",
     "complete_seeds",
+    "ensure_pseudo_labels",
+    "labeled_count",
+    "regime_gains",
+    "regime_runs",
     "run_ablation",
+    "run_regime_map",
+    "scoring_sets",
     "summarise",
+    "train_regime_run",
     "train_variant",
 ]
