@@ -48,16 +48,20 @@ VARIANTS = {
     "d": ("student", "+ L_feat (α = 0.85)"),
     "e": ("student_trim10", "+ drop each pseudo label's 10% largest-loss pixels (optional)"),
 }
+"""Variant -> (checkpoint name for seed 0, description)."""
 TABLE9 = "abcd"
 """The paper's rows; ``e`` is an optional extra row, trained only when asked for."""
 TRIM = 0.1  # row e's fraction of each pseudo label's largest-loss pixels left out
-"""Variant -> (checkpoint name for seed 0, description)."""
+
+
+def seeded(name: str, seed: int) -> str:
+    """The checkpoint name of run ``name`` trained with ``seed`` (seed 0: ``name`` itself)."""
+    return name if seed == 0 else f"{name}_seed{seed}"
 
 
 def checkpoint_name(variant: str, seed: int) -> str:
     """The checkpoint name of ``variant`` trained with ``seed``."""
-    base = VARIANTS[variant][0]
-    return base if seed == 0 else f"{base}_seed{seed}"
+    return seeded(VARIANTS[variant][0], seed)
 
 
 def feature_alignment(profile: Profile, root: Path) -> semantic.FeatureAlignment:
@@ -73,28 +77,51 @@ def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path
     """Train ``variant`` with ``seed`` unless its checkpoint exists (a killed run resumes from
     its last resumable checkpoint); return the checkpoint path."""
     name = checkpoint_name(variant, seed)
+    if variant != "a":
+        return train_student_run(
+            name,
+            seed,
+            profile,
+            root,
+            perturb=variant != "b",
+            align=variant in ("d", "e"),
+            trim=TRIM if variant == "e" else 0.0,
+        )
     path = train.run_paths(root, name)["final_path"]
-    if path.is_file():
-        return path
-    if variant == "a":  # the student's schedule; resume: a killed run continues
+    if not path.is_file():  # the student's schedule; resume: a killed run continues
         train.train_teacher(
             profile, root=root, name=name, seed=seed, steps=profile.student_steps, resume=True
         )
+    return path
+
+
+def train_student_run(
+    name: str,
+    seed: int,
+    profile: Profile,
+    root: Path,
+    perturb: bool,
+    align: bool,
+    pool_size: int | None = None,
+    trim: float = 0.0,
+) -> Path:
+    """Train student ``name`` (perturbation and CutMix both on or off, L_feat if ``align``) unless
+    its checkpoint exists, after making sure the teacher's pseudo labels exist; a killed run
+    resumes. Returns the checkpoint path."""
+    path = train.run_paths(root, name)["final_path"]
+    if path.is_file():
         return path
     ensure_pseudo_labels(profile, root)
-    clean = variant == "b"
-    extra = []
-    if variant in ("d", "e"):
-        extra = [feature_alignment(profile, root)]
     train.train_student(
         profile,
         root=root,
         name=name,
         seed=seed,
-        perturb=not clean,
-        cutmix=not clean,
-        extra_losses=extra,
-        trim=TRIM if variant == "e" else 0.0,
+        perturb=perturb,
+        cutmix=perturb,
+        extra_losses=[feature_alignment(profile, root)] if align else [],
+        pool_size=pool_size,
+        trim=trim,
         resume=True,
     )
     return path
@@ -179,23 +206,9 @@ def regime_runs(profile: Profile, ratios: Sequence[float]) -> dict[str, dict]:
 
 def train_regime_run(name: str, run: dict, seed: int, profile: Profile, root: Path) -> Path:
     """Train one regime-map run with ``seed`` unless its checkpoint exists; its path."""
-    full = f"{name}_seed{seed}" if seed else name
-    path = train.run_paths(root, full)["final_path"]
-    if path.is_file():
-        return path
-    ensure_pseudo_labels(profile, root)
-    train.train_student(
-        profile,
-        root=root,
-        name=full,
-        seed=seed,
-        perturb=run["perturb"],
-        cutmix=run["perturb"],
-        extra_losses=[feature_alignment(profile, root)],
-        pool_size=run["pool_size"],
-        resume=True,
+    return train_student_run(
+        seeded(name, seed), seed, profile, root, run["perturb"], True, run["pool_size"]
     )
-    return path
 
 
 def run_regime_map(
@@ -356,7 +369,9 @@ __all__ = [
     "run_ablation",
     "run_regime_map",
     "scoring_sets",
+    "seeded",
     "summarise",
     "train_regime_run",
+    "train_student_run",
     "train_variant",
 ]

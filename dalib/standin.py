@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -99,12 +100,24 @@ def _key(profile: Profile, steps: int, seed: int, *extra) -> str:
     return json.dumps(data + run + list(extra))
 
 
-def _cached(path: Path, key: str) -> Segmenter | None:
-    """The frozen stand-in at ``path`` if it was trained with ``key``, else None."""
-    if path.is_file() and checkpoint_metadata(path, SEGMENTER_FORMAT).get("key") == key:
-        with preserved_rng():  # building the module draws initial weights
+def _cached_or_trained(
+    path: Path, key: str, force: bool, train: Callable[[], tuple[Segmenter, float]]
+) -> Segmenter:
+    """The frozen stand-in at ``path`` if it was trained with ``key`` (and not ``force``),
+    else ``train()``'s (model, final loss), saved there with ``key`` (atomic). Either way
+    the global RNGs are left as they were: training draws, and so does building the module
+    a checkpoint is loaded into, so a caller's later draws never depend on the cache."""
+    with preserved_rng():
+        if (
+            not force
+            and path.is_file()
+            and checkpoint_metadata(path, SEGMENTER_FORMAT).get("key") == key
+        ):
             return freeze(load_segmenter(path))
-    return None
+        model, final_loss = train()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(model, path, {"key": key, "final_loss": f"{final_loss:.4f}"})
+        return freeze(model)
 
 
 def semantic_encoder_path(root: Path) -> Path:
@@ -130,17 +143,15 @@ def train_semantic_encoder(
     loaded, so a notebook's later draws do not depend on what was cached.
     """
     profile, root, steps = _resolve(profile, root, steps)
-    path = semantic_encoder_path(root)
-    key = _key(profile, steps, seed)
-    if not force and (cached := _cached(path, key)) is not None:
-        return cached
-    with preserved_rng():
-        return _train_semantic(profile, root, steps, seed, path, key)
+    return _cached_or_trained(
+        semantic_encoder_path(root),
+        _key(profile, steps, seed),
+        force,
+        lambda: _train_semantic(profile, root, steps, seed),
+    )
 
 
-def _train_semantic(
-    profile: Profile, root: Path, steps: int, seed: int, path: Path, key: str
-) -> Segmenter:
+def _train_semantic(profile: Profile, root: Path, steps: int, seed: int) -> tuple[Segmenter, float]:
     images, labels = semantic_training_data(profile, root)
     seed_everything(seed)
     # the default position table, the depth models' own, so these weights can initialise one
@@ -158,9 +169,7 @@ def _train_semantic(
         progress=profile.progress,
         desc="semantic encoder",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, path, {"key": key, "final_loss": f"{history[-1]:.4f}"})
-    return freeze(model)
+    return model, history[-1]
 
 
 class MaskedImageModel(nn.Module):
@@ -216,17 +225,17 @@ def train_mim_encoder(
     :class:`dalib.segmentation.Segmenter` without head. The global RNGs are left as they were.
     """
     profile, root, steps = _resolve(profile, root, steps)
-    path = mim_encoder_path(root)
-    key = _key(profile, steps, seed, "mim", mask_ratio)
-    if not force and (cached := _cached(path, key)) is not None:
-        return cached
-    with preserved_rng():
-        return _train_mim(profile, root, steps, seed, mask_ratio, path, key)
+    return _cached_or_trained(
+        mim_encoder_path(root),
+        _key(profile, steps, seed, "mim", mask_ratio),
+        force,
+        lambda: _train_mim(profile, root, steps, seed, mask_ratio),
+    )
 
 
 def _train_mim(
-    profile: Profile, root: Path, steps: int, seed: int, mask_ratio: float, path: Path, key: str
-) -> Segmenter:
+    profile: Profile, root: Path, steps: int, seed: int, mask_ratio: float
+) -> tuple[Segmenter, float]:
     images, _ = semantic_training_data(profile, root)
     seed_everything(seed)
     encoder = Segmenter(profile.encoder, 0).encoder
@@ -247,10 +256,7 @@ def _train_mim(
         optimizer.step()
         scheduler.step()
     encoder.mask_token.requires_grad_(False)
-    frozen = Segmenter(encoder, 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(frozen, path, {"key": key, "final_loss": f"{loss.item():.4f}"})
-    return freeze(frozen)
+    return Segmenter(encoder, 0), loss.item()
 
 
 PRETRAINERS = {"synthetic": train_semantic_encoder, "mim": train_mim_encoder}
