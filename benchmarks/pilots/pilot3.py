@@ -4,13 +4,13 @@ import json
 import time
 from pathlib import Path
 
-from dalib import config, evaluate, standin, synth, train
+from regime import EARLIER, pilot_profile  # benchmarks/pilots/regime.py
+
+from dalib import evaluate, standin, synth, train
 from dalib.model import load_checkpoint
 
 root = Path("runs/study/p3")
-base = config.get_profile("full").replace(
-    encoder="micro", n_eval=200, semantic_steps=1500, eval_every=250, checkpoint_every=0
-)
+base = pilot_profile(**EARLIER, encoder="micro", checkpoint_every=0)
 sets = evaluate.synthetic_sets(base, root, synth.VALIDATION)
 out = {}
 for init in ("synthetic", "mim", None):

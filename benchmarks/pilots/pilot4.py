@@ -5,7 +5,9 @@ import shutil
 import time
 from pathlib import Path
 
-from dalib import ablation, config, evaluate, pseudo, train
+from regime import pilot_profile  # benchmarks/pilots/regime.py
+
+from dalib import ablation, evaluate, pseudo, train
 from dalib.model import load_checkpoint
 
 root, troot = Path("runs/study/p4"), Path("runs/study/p4t")
@@ -16,20 +18,7 @@ for r in (root, troot):  # pilot 2's cached renders, its micro stand-in and pool
 shutil.copy("runs/study/p2/checkpoints/semantic_encoder.safetensors", root / "checkpoints")
 if not (root / "pool").exists():
     shutil.copytree("runs/study/p2/pool", root / "pool")
-p = config.get_profile("full").replace(
-    encoder="micro",
-    n_labeled=400,
-    n_unlabeled=3800,
-    n_photo_crops=1600,
-    n_eval=200,
-    batch_size=8,
-    teacher_steps=2000,
-    student_steps=2000,
-    semantic_steps=2000,
-    eval_every=500,
-    checkpoint_every=500,
-    pretrained_encoder="synthetic",
-)
+p = pilot_profile()
 t = time.time()
 train.train_teacher(p.replace(encoder="tiny"), root=troot)  # tiny stand-in + tiny teacher
 print("tiny teacher s", time.time() - t, flush=True)

@@ -11,7 +11,9 @@ import shutil
 import time
 from pathlib import Path
 
-from dalib import ablation, config, evaluate, pseudo, synth, train
+from regime import pilot_profile  # benchmarks/pilots/regime.py
+
+from dalib import ablation, evaluate, pseudo, synth, train
 from dalib.model import load_checkpoint
 from dalib.scenes import DomainSpec
 from dalib.textures import PHOTOS
@@ -64,20 +66,7 @@ if not (root / "data").exists():  # pilot 2's cached renders, stand-in and teach
     (root / "data").symlink_to(Path("runs/study/p2/data").resolve())
 for name in ("semantic_encoder", "teacher"):
     shutil.copy(f"runs/study/p2/checkpoints/{name}.safetensors", root / "checkpoints")
-p = config.get_profile("full").replace(
-    encoder="micro",
-    n_labeled=400,
-    n_unlabeled=3800,
-    n_photo_crops=1600,
-    n_eval=200,
-    batch_size=8,
-    teacher_steps=2000,
-    student_steps=2000,
-    semantic_steps=2000,
-    eval_every=500,
-    checkpoint_every=500,
-    pretrained_encoder="synthetic",
-)
+p = pilot_profile()
 t = time.time()
 pseudo.pseudo_label(profile=p, root=root)
 print("pool + labels s", time.time() - t, flush=True)
