@@ -46,14 +46,15 @@ notebooks: $(STAMP)
 	DALIB_PROFILE=fast $(BIN)/python -m pytest --nbval-lax --nbval-current-env -q -p no:cacheprovider notebooks/
 
 # The long experiments, after `make run` (they reuse its seed-0 checkpoints; each step resumes
-# or skips what is done): the 3-seed Table 9 ablation (variants a-d; runs/full/ablation/), the
+# or skips what is done): the 3-seed Table 9 ablation (variants a-d and the optional row e,
+# trimmed pseudo labels; runs/full/ablation/), the
 # α and placement side runs of notebook 06, the regime map (the full method's gain over the
 # labeled-only model at unlabeled:labeled ratios 1, 4, 16, with and without strong
 # perturbation, on the validation domains), then notebooks 06 and 07 again so that they and
-# runs/full/report.md show everything. About an hour on the 2-core dev machine, minutes on a GPU.
+# runs/full/report.md show everything. Hours on the 2-core dev machine (README: measured).
 STUDENT := DALIB_PROFILE=full $(BIN)/python -m dalib train-student --profile full --resume
 reproduce: $(STAMP)
-	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full
+	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full --variants a b c d e
 	$(STUDENT) --name student_feat_a100 --feature-alignment synthetic --margin 1.0
 	$(STUDENT) --name student_feat_a070 --feature-alignment synthetic --margin 0.7
 	$(STUDENT) --name student_feat_labeled --feature-alignment synthetic --align-on labeled
