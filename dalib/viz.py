@@ -1,4 +1,9 @@
-"""Pictures: colourised depth / disparity, class maps, comparison grids, a scene browser.
+"""Pictures: colourised depth / disparity, class maps, comparison grids, a scene browser, and
+the series' one figure style.
+
+The style: every model has one colour in every chart (:func:`model_color`); near is warm in
+every depth or disparity picture (:data:`DISPARITY_CMAP`, :data:`DEPTH_CMAP`), and a map shown
+with :func:`disparity_panel` or :func:`depth_panel` gets a colour bar in :func:`show_grid`.
 
 Everything draws on :class:`matplotlib.figure.Figure` objects created directly (no pyplot
 state), so it works headless (no display needed, Agg rendering) and figures are never shown
@@ -9,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import io
+import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
@@ -24,6 +31,37 @@ if TYPE_CHECKING:
 
 INVALID_COLOR = (0, 0, 0)  # colour of masked / non-finite pixels in colourised maps
 VIEWS = ("image", "depth", "disparity", "semantics")
+DISPARITY_CMAP = "Spectral_r"  # high disparity (near) red, low (far) blue
+DEPTH_CMAP = "Spectral"  # small depth (near) red, large (far) blue: near is warm in both
+
+MODEL_COLORS = {
+    "constant disparity": "#9e9e9e",
+    "ground-plane prior": "#525252",
+    "teacher": "#1f77b4",
+    "labeled_only": "#17becf",
+    "student_plain": "#ff7f0e",
+    "student_perturb": "#2ca02c",
+    "student": "#d62728",
+    "student_trim10": "#9467bd",
+    "semantic": "#8c564b",
+    "random": "#bcbd22",
+}
+"""The series' colour of each model (checkpoint names; baselines by their table names)."""
+_SPARE = matplotlib.colormaps["tab20"](np.arange(20))
+
+
+def model_color(name: str) -> str | tuple:
+    """The fixed colour of model ``name`` in every chart of the series.
+
+    ``name`` may be a checkpoint name (``"student_perturb"``, ``"student_seed2"``), a Table 9
+    label (``"(c) student_perturb"``) or a baseline's name; the seed and a leading ``"(x) "``
+    are ignored. Names not in :data:`MODEL_COLORS` get a colour from ``tab20`` chosen by a hash
+    of the name, the same in every run."""
+    key = name.split(") ", 1)[-1] if name.startswith("(") else name
+    key = key.split("_seed", 1)[0]
+    if key in MODEL_COLORS:
+        return MODEL_COLORS[key]
+    return tuple(_SPARE[zlib.crc32(key.encode()) % len(_SPARE)])
 
 
 def _numpy(values) -> np.ndarray:
@@ -35,7 +73,7 @@ def _numpy(values) -> np.ndarray:
 def colorize(
     values: np.ndarray | torch.Tensor,
     mask: np.ndarray | torch.Tensor | None = None,
-    cmap: str = "Spectral_r",
+    cmap: str = DISPARITY_CMAP,
     vmin: float | None = None,
     vmax: float | None = None,
     percentiles: tuple[float, float] = (2.0, 98.0),
@@ -107,6 +145,46 @@ def colorize_semantic(
     return palette[index]
 
 
+@dataclass(frozen=True)
+class ScalarPanel:
+    """A (H, W) map that :func:`show_grid` draws with a colour bar (see :func:`disparity_panel`)."""
+
+    values: np.ndarray
+    mask: np.ndarray | None
+    cmap: str
+    vmin: float
+    vmax: float
+    label: str
+
+
+def _scalar_panel(values, mask, cmap: str, label: str, vmin, vmax) -> ScalarPanel:
+    array = _numpy(values).astype(np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"values must have shape (H, W), got {array.shape}")
+    valid = np.isfinite(array) if mask is None else np.isfinite(array) & _numpy(mask).astype(bool)
+    shown = array[valid] if valid.any() else np.zeros(1)
+    low = float(np.percentile(shown, 2.0)) if vmin is None else float(vmin)
+    high = float(np.percentile(shown, 98.0)) if vmax is None else float(vmax)
+    return ScalarPanel(
+        array, None if mask is None else _numpy(mask), cmap, low, max(high, low), label
+    )
+
+
+def disparity_panel(
+    values, mask=None, label: str = "disparity (near = warm)", vmin=None, vmax=None
+) -> ScalarPanel:
+    """A disparity map (H, W) for :func:`show_grid`, near = warm, with a colour bar; the range
+    defaults to the 2nd-98th percentile of the valid pixels."""
+    return _scalar_panel(values, mask, DISPARITY_CMAP, label, vmin, vmax)
+
+
+def depth_panel(
+    values, mask=None, label: str = "depth, m (near = warm)", vmin=None, vmax=None
+) -> ScalarPanel:
+    """A depth map (H, W) for :func:`show_grid`, near = warm, with a colour bar."""
+    return _scalar_panel(values, mask, DEPTH_CMAP, label, vmin, vmax)
+
+
 def _panel(value) -> np.ndarray:
     """A grid cell as something ``imshow`` draws: uint8 (H, W, 3) as is; a (3, H, W) tensor in
     [0, 1] as an image; a (H, W, 3) float in [0, 1]; a (H, W) map colourised."""
@@ -132,7 +210,8 @@ def show_grid(
 
     Args:
         rows: list of rows, each a list of panels: uint8 (H, W, 3) images, float (3, H, W)
-            tensors in [0, 1], or (H, W) maps (colourised with :func:`colorize`). ``None``
+            tensors in [0, 1], (H, W) maps (colourised with :func:`colorize`), or maps from
+            :func:`disparity_panel` / :func:`depth_panel` (drawn with a colour bar). ``None``
             leaves a cell empty. Rows may have different lengths.
         titles: column titles (one list for all rows, shown on the first row) or one list per row.
         row_labels: text at the left of each row.
@@ -156,7 +235,20 @@ def show_grid(
             if c >= len(row) or row[c] is None:
                 ax.set_axis_off()
                 continue
-            ax.imshow(_panel(row[c]), interpolation="nearest")
+            cell = row[c]
+            if isinstance(cell, ScalarPanel):
+                ax.imshow(
+                    colorize(cell.values, cell.mask, cell.cmap, cell.vmin, cell.vmax),
+                    interpolation="nearest",
+                )
+                scale = matplotlib.cm.ScalarMappable(
+                    matplotlib.colors.Normalize(cell.vmin, cell.vmax), cell.cmap
+                )
+                bar = figure.colorbar(scale, ax=ax, fraction=0.046, pad=0.02)
+                bar.set_label(cell.label, fontsize=7)
+                bar.ax.tick_params(labelsize=6)
+            else:
+                ax.imshow(_panel(cell), interpolation="nearest")
             row_titles = titles[r] if per_row else (titles if r == 0 else None)
             if row_titles is not None and c < len(row_titles):
                 ax.set_title(row_titles[c], fontsize=9)
@@ -181,7 +273,7 @@ def scene_view(scene: Any, view: str) -> np.ndarray:
     if view == "image":
         return scene.image
     if view == "depth":
-        return colorize(scene.depth, cmap="Spectral")
+        return colorize(scene.depth, cmap=DEPTH_CMAP)
     if view == "disparity":
         return colorize(depth_to_disparity(scene.depth), mask=~scene.sky)
     if view == "semantics":
@@ -241,7 +333,8 @@ def regime_map(curves: dict[str, list[tuple]], title: str = "", metric: str = "A
     curve of :func:`dalib.ablation.regime_gains`; y = 0 (no gain) drawn as a reference."""
     fig = Figure(figsize=(6.0, 3.6))
     ax = fig.add_subplot()
-    for (name, points), color in zip(curves.items(), ("tab:red", "tab:blue")):
+    colors = (model_color("student"), model_color("student_plain"))  # with / without perturbation
+    for (name, points), color in zip(curves.items(), colors):
         if not points:
             continue
         ratio, gain, se, _ = (np.array(v, dtype=float) for v in zip(*points))

@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
+from dalib import viz
 from dalib.viz import (
     INVALID_COLOR,
     colorize,
@@ -136,3 +137,39 @@ def test_scene_browser_with_the_real_renderer():
     pytest.importorskip("dalib.synth")
     browser = scene_browser(size=12, zoom=1)
     assert Image.open(io.BytesIO(browser.image.value)).size == (12, 12)
+
+
+def test_model_color_is_fixed_per_model_whatever_the_label():
+    assert (
+        viz.model_color("student")
+        == viz.model_color("(d) student")
+        == viz.model_color("student_seed2")
+    )
+    assert viz.model_color("labeled_only") == viz.model_color("(a) labeled_only_seed1")
+    known = [viz.model_color(name) for name in viz.MODEL_COLORS]
+    assert len(set(known)) == len(known), "two models share a colour"
+    assert viz.model_color("my_new_model") == viz.model_color("my_new_model_seed3")  # stable
+
+
+def test_near_is_warm_for_disparity_and_for_depth():
+    ramp = np.linspace(0.0, 1.0, 16).reshape(4, 4)
+    disparity = viz.colorize(ramp, cmap=viz.DISPARITY_CMAP).astype(int)
+    depth = viz.colorize(ramp, cmap=viz.DEPTH_CMAP).astype(int)
+    near_disparity, far_disparity = disparity[-1, -1], disparity[0, 0]  # high disparity = near
+    near_depth, far_depth = depth[0, 0], depth[-1, -1]  # small depth = near
+    for near, far in ((near_disparity, far_disparity), (near_depth, far_depth)):
+        assert near[0] > near[2] and far[2] > far[0]  # near red, far blue
+
+
+def test_scalar_panels_get_a_colour_bar_in_show_grid():
+    values = np.random.default_rng(0).random((8, 8))
+    mask = np.ones((8, 8), bool)
+    mask[0] = False
+    panel = viz.disparity_panel(values, mask)
+    assert panel.vmin < panel.vmax and panel.cmap == viz.DISPARITY_CMAP
+    fig = viz.show_grid([[values, panel, viz.depth_panel(1.0 / (values + 0.1))]])
+    assert len(fig.axes) == 3 + 2  # three cells, two colour bars
+    labels = {ax.get_ylabel() for ax in fig.axes[3:]}
+    assert labels == {"disparity (near = warm)", "depth, m (near = warm)"}
+    with pytest.raises(ValueError, match="shape"):
+        viz.disparity_panel(np.zeros((2, 2, 2)))
