@@ -213,7 +213,7 @@ def train_regime_run(name: str, run: dict, seed: int, profile: Profile, root: Pa
 
 def run_regime_map(
     profile: Profile | str | None = None,
-    ratios: Sequence[float] = (1, 4, 16),
+    ratios: Sequence[float] = (1, 4),
     seeds: Sequence[int] | None = None,
     root: str | os.PathLike | None = None,
     split: str = "validation",
