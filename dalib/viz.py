@@ -157,32 +157,59 @@ class ScalarPanel:
     label: str
 
 
-def _scalar_panel(values, mask, cmap: str, label: str, vmin, vmax) -> ScalarPanel:
+def _scalar_panel(values, mask, cmap: str, label: str, vmin, vmax, percentiles) -> ScalarPanel:
     array = _numpy(values).astype(np.float64)
     if array.ndim != 2:
         raise ValueError(f"values must have shape (H, W), got {array.shape}")
     valid = np.isfinite(array) if mask is None else np.isfinite(array) & _numpy(mask).astype(bool)
     shown = array[valid] if valid.any() else np.zeros(1)
-    low = float(np.percentile(shown, 2.0)) if vmin is None else float(vmin)
-    high = float(np.percentile(shown, 98.0)) if vmax is None else float(vmax)
+    low = float(np.percentile(shown, percentiles[0])) if vmin is None else float(vmin)
+    high = float(np.percentile(shown, percentiles[1])) if vmax is None else float(vmax)
     return ScalarPanel(
         array, None if mask is None else _numpy(mask), cmap, low, max(high, low), label
     )
 
 
 def disparity_panel(
-    values, mask=None, label: str = "disparity (near = warm)", vmin=None, vmax=None
+    values,
+    mask=None,
+    label: str = "disparity (near = warm)",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    percentiles: tuple[float, float] = (2.0, 98.0),
 ) -> ScalarPanel:
-    """A disparity map (H, W) for :func:`show_grid`, near = warm, with a colour bar; the range
-    defaults to the 2nd-98th percentile of the valid pixels."""
-    return _scalar_panel(values, mask, DISPARITY_CMAP, label, vmin, vmax)
+    """A disparity map (H, W) for :func:`show_grid` / :func:`draw_panel`: near = warm, with a
+    colour bar; each missing end of the range is that percentile of the valid pixels."""
+    return _scalar_panel(values, mask, DISPARITY_CMAP, label, vmin, vmax, percentiles)
 
 
 def depth_panel(
-    values, mask=None, label: str = "depth, m (near = warm)", vmin=None, vmax=None
+    values,
+    mask=None,
+    label: str = "depth, m (near = warm)",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    percentiles: tuple[float, float] = (2.0, 98.0),
 ) -> ScalarPanel:
-    """A depth map (H, W) for :func:`show_grid`, near = warm, with a colour bar."""
-    return _scalar_panel(values, mask, DEPTH_CMAP, label, vmin, vmax)
+    """A depth map (H, W) for :func:`show_grid` / :func:`draw_panel`: near = warm, with a
+    colour bar."""
+    return _scalar_panel(values, mask, DEPTH_CMAP, label, vmin, vmax, percentiles)
+
+
+def draw_panel(ax, cell) -> None:
+    """Draw one panel on matplotlib axes ``ax``: a :class:`ScalarPanel` with its colour bar,
+    anything else as :func:`show_grid` takes it (an image, or a map colourised without bar)."""
+    if not isinstance(cell, ScalarPanel):
+        ax.imshow(_panel(cell), interpolation="nearest")
+        return
+    image = colorize(cell.values, cell.mask, cell.cmap, cell.vmin, cell.vmax)
+    ax.imshow(image, interpolation="nearest")
+    scale = matplotlib.cm.ScalarMappable(
+        matplotlib.colors.Normalize(cell.vmin, cell.vmax), cell.cmap
+    )
+    bar = ax.figure.colorbar(scale, ax=ax, fraction=0.046, pad=0.02)
+    bar.set_label(cell.label, fontsize=7)
+    bar.ax.tick_params(labelsize=6)
 
 
 def _panel(value) -> np.ndarray:
@@ -235,20 +262,7 @@ def show_grid(
             if c >= len(row) or row[c] is None:
                 ax.set_axis_off()
                 continue
-            cell = row[c]
-            if isinstance(cell, ScalarPanel):
-                ax.imshow(
-                    colorize(cell.values, cell.mask, cell.cmap, cell.vmin, cell.vmax),
-                    interpolation="nearest",
-                )
-                scale = matplotlib.cm.ScalarMappable(
-                    matplotlib.colors.Normalize(cell.vmin, cell.vmax), cell.cmap
-                )
-                bar = figure.colorbar(scale, ax=ax, fraction=0.046, pad=0.02)
-                bar.set_label(cell.label, fontsize=7)
-                bar.ax.tick_params(labelsize=6)
-            else:
-                ax.imshow(_panel(cell), interpolation="nearest")
+            draw_panel(ax, row[c])
             row_titles = titles[r] if per_row else (titles if r == 0 else None)
             if row_titles is not None and c < len(row_titles):
                 ax.set_title(row_titles[c], fontsize=9)

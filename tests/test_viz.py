@@ -173,3 +173,12 @@ def test_scalar_panels_get_a_colour_bar_in_show_grid():
     assert labels == {"disparity (near = warm)", "depth, m (near = warm)"}
     with pytest.raises(ValueError, match="shape"):
         viz.disparity_panel(np.zeros((2, 2, 2)))
+
+
+def test_draw_panel_puts_a_colour_bar_beside_a_map_on_any_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    viz.draw_panel(ax, viz.depth_panel(np.arange(16.0).reshape(4, 4), percentiles=(0, 100)))
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "depth, m (near = warm)"
+    viz.draw_panel(fig.add_subplot(2, 1, 2), np.zeros((4, 4, 3), np.uint8))  # an image: no bar
+    assert len(fig.axes) == 3
