@@ -70,6 +70,31 @@ def _numpy(values) -> np.ndarray:
     return np.asarray(values)
 
 
+def _valid_map(values, mask) -> tuple[np.ndarray, np.ndarray]:
+    """(H, W) float64 values and where they are drawn: finite and, if given, inside ``mask``."""
+    array = _numpy(values).astype(np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"values must have shape (H, W), got {array.shape}")
+    valid = np.isfinite(array)
+    if mask is not None:
+        mask_np = _numpy(mask).astype(bool)
+        if mask_np.shape != array.shape:
+            raise ValueError(
+                f"mask shape {mask_np.shape} does not match values shape {array.shape}"
+            )
+        valid &= mask_np
+    return array, valid
+
+
+def _value_range(array, valid, vmin, vmax, percentiles) -> tuple[float, float]:
+    """The colour scale's ends: ``vmin`` / ``vmax``, each missing one that percentile of the
+    valid values (of 0 when none is valid)."""
+    shown = array[valid] if valid.any() else np.zeros(1)
+    low = float(np.percentile(shown, percentiles[0])) if vmin is None else float(vmin)
+    high = float(np.percentile(shown, percentiles[1])) if vmax is None else float(vmax)
+    return low, high
+
+
 def colorize(
     values: np.ndarray | torch.Tensor,
     mask: np.ndarray | torch.Tensor | None = None,
@@ -92,23 +117,12 @@ def colorize(
     Returns:
         uint8 (H, W, 3). A map with no valid pixel is all black.
     """
-    array = _numpy(values).astype(np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"values must have shape (H, W), got {array.shape}")
-    valid = np.isfinite(array)
-    if mask is not None:
-        mask_np = _numpy(mask).astype(bool)
-        if mask_np.shape != array.shape:
-            raise ValueError(
-                f"mask shape {mask_np.shape} does not match values shape {array.shape}"
-            )
-        valid &= mask_np
+    array, valid = _valid_map(values, mask)
     out = np.empty((*array.shape, 3), dtype=np.uint8)
     out[:] = INVALID_COLOR
     if not valid.any():
         return out
-    low = vmin if vmin is not None else float(np.percentile(array[valid], percentiles[0]))
-    high = vmax if vmax is not None else float(np.percentile(array[valid], percentiles[1]))
+    low, high = _value_range(array, valid, vmin, vmax, percentiles)
     span = high - low if high > low else 1.0
     unit = np.clip((array[valid] - low) / span, 0.0, 1.0)
     colours = matplotlib.colormaps[cmap](unit)[:, :3]
@@ -158,13 +172,8 @@ class ScalarPanel:
 
 
 def _scalar_panel(values, mask, cmap: str, label: str, vmin, vmax, percentiles) -> ScalarPanel:
-    array = _numpy(values).astype(np.float64)
-    if array.ndim != 2:
-        raise ValueError(f"values must have shape (H, W), got {array.shape}")
-    valid = np.isfinite(array) if mask is None else np.isfinite(array) & _numpy(mask).astype(bool)
-    shown = array[valid] if valid.any() else np.zeros(1)
-    low = float(np.percentile(shown, percentiles[0])) if vmin is None else float(vmin)
-    high = float(np.percentile(shown, percentiles[1])) if vmax is None else float(vmax)
+    array, valid = _valid_map(values, mask)
+    low, high = _value_range(array, valid, vmin, vmax, percentiles)
     return ScalarPanel(
         array, None if mask is None else _numpy(mask), cmap, low, max(high, low), label
     )
