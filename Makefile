@@ -1,7 +1,7 @@
 # dalib: two commands.
 #   make run    the main job: the notebook series in the `full` profile, then runs/full/report.md
 #   make test   unit tests + every notebook under nbval in the `fast` profile
-#   make reproduce  the long experiments: the 3-seed ablation and notebook 06's side runs
+#   make reproduce  the long experiments: the 3-seed ablation, notebook 06's side runs, the regime map
 # Both create .venv on first use and install into it; nothing else on the machine is touched.
 
 PYTHON ?= python3
@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing into $(VENV) (first time: a few minutes) ..."
 	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/pip install -q $(TORCH_SPEC); fi
+	@# the distribution was renamed dalib -> dalib-edu (PyPI's dalib is another project): drop an old install
+	@$(BIN)/pip uninstall -q -y dalib 2>/dev/null || true
 	$(BIN)/pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
@@ -60,7 +62,7 @@ reproduce: $(STAMP)
 	$(STUDENT) --name student_feat_labeled --feature-alignment synthetic --align-on labeled
 	$(STUDENT) --name student_aux --no-feature-alignment --aux-segmentation synthetic
 	DALIB_PROFILE=full $(BIN)/python -m dalib ablation --profile full --regime 1 4
-	DALIB_PROFILE=full $(BIN)/python -m dalib run-notebooks --profile full --only 06 07
+	DALIB_PROFILE=full $(BIN)/python -m dalib run-notebooks --profile full --only 06 07 09
 
 lint: $(STAMP)
 	$(BIN)/ruff check dalib tests benchmarks

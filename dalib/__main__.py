@@ -29,6 +29,34 @@ def _cmd_run_notebooks(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_colab(args: argparse.Namespace) -> int:
+    from dalib.colab import read_home, stamp_notebooks, write_home
+
+    repo = Path(args.repo)
+    pyproject = repo / "pyproject.toml"
+    if not pyproject.is_file():
+        raise SystemExit(f"error: {pyproject} not found: --repo must be the repository's checkout")
+    if args.check and (args.repository or args.branch):
+        raise SystemExit("error: --check reads the setting; it cannot also change it")
+    if args.repository or args.branch:
+        home = read_home(pyproject)
+        home = write_home(pyproject, args.repository or home.repository, args.branch or home.branch)
+        print(f"{pyproject}: repository {home.repository}, branch {home.branch}")
+    differing = stamp_notebooks(repo, check=args.check)
+    home = read_home(pyproject)
+    if args.check:
+        for relative in differing:
+            print(f"{relative}: badge or setup cell disagrees with {home.repository}@{home.branch}")
+        if differing:
+            print("run `python -m dalib colab` to stamp them", file=sys.stderr)
+            return 1
+        print(f"every notebook points at {home.repository}@{home.branch}")
+        return 0
+    print(f"stamped {len(differing)} file(s) for {home.repository}@{home.branch}"
+          + "".join(f"\n  {relative}" for relative in differing))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from dalib.report import build_report
 
@@ -367,6 +395,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="write outputs into the notebooks themselves (how committed outputs are made)",
     )
     p.set_defaults(func=_cmd_run_notebooks)
+
+    p = sub.add_parser(
+        "colab",
+        help="stamp the Colab badge and setup cell into every notebook from pyproject.toml",
+    )
+    p.add_argument("--repository", default=None, help="re-point to this GitHub URL (a fork)")
+    p.add_argument("--branch", default=None, help="re-point to this branch")
+    p.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 naming what disagrees"
+    )
+    p.add_argument("--repo", default=".", help="the repository checkout (default: .)")
+    p.set_defaults(func=_cmd_colab)
 
     p = sub.add_parser(
         "report", help="gather runs/<profile>/report.md from the sections written so far"

@@ -5,10 +5,12 @@ The files live in the authors' Hugging Face Space (``LiheYoung/Depth-Anything``,
 are the Git LFS object ids shown on the Hub for those files (identical in the official
 Space and in its duplicates).
 
-Downloads go through :func:`dalib.download.download`: streamed to a ``.part`` file
-(resumed when interrupted), verified, and renamed into place only when the hash matches, so
-an interrupted or corrupt download never leaves a file that looks complete. Files are cached under
-``$DALIB_HOME/hub`` (or ``~/.cache/dalib`` when ``DALIB_HOME`` is unset).
+Downloads go through ``huggingface_hub.hf_hub_download``, the mechanism and cache timm uses
+for DINOv2 (``$HF_HOME``, by default ``~/.cache/huggingface``; resumable, written atomically),
+after a 3-second reachability check so that an offline machine fails at once with a clear
+error. Every file is sha256-verified before it is used, wherever it came from. A copy fetched
+by hand can instead be put at ``$DALIB_HOME/hub/<file name>`` (``~/.cache/dalib`` when
+``DALIB_HOME`` is unset), which is looked at first.
 """
 
 from __future__ import annotations
@@ -22,15 +24,23 @@ from pathlib import Path
 from dalib.config import HOME_ENV
 from dalib.download import download, sha256_of
 
-SPACE_URL = "https://huggingface.co/spaces/LiheYoung/Depth-Anything/resolve/main/checkpoints"
+SPACE_REPO = "LiheYoung/Depth-Anything"  # a Hugging Face *Space* (repo_type "space")
+SPACE_URL = f"https://huggingface.co/spaces/{SPACE_REPO}/resolve/main/checkpoints"
 
 
 @dataclass(frozen=True)
 class OfficialCheckpoint:
+    """One released file: its encoder size, address and published sha256."""
+
     encoder: str
     url: str
-    sha256: str | None  # None would mean "no published hash": download() then skips the check
+    sha256: str
     size_bytes: int | None = None
+
+    @property
+    def filename(self) -> str:
+        """The file's path inside the Space, as ``hf_hub_download`` takes it."""
+        return "checkpoints/" + self.url.rsplit("/", 1)[-1]
 
 
 OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
@@ -94,15 +104,54 @@ def dinov2_weights_file(timm_name: str) -> Path:
 
 
 def official_checkpoint_path(encoder: str, progress: bool = True) -> Path:
-    """Local path of the released ``depth_anything_{encoder}14.pth``, downloaded if missing."""
+    """Local path of the released ``depth_anything_{encoder}14.pth``, downloaded if missing.
+
+    Looks for a verified copy at ``hub_dir()/<file>``, then in the huggingface_hub cache,
+    then downloads it with ``hf_hub_download``. Raises ``ConnectionError`` naming the URL and
+    where a hand-fetched copy may go when offline, ``ValueError`` on a sha256 mismatch."""
     if encoder not in OFFICIAL_CHECKPOINTS:
         raise ValueError(
             f"no released checkpoint for encoder {encoder!r}; "
             f"choose one of {sorted(OFFICIAL_CHECKPOINTS)}"
         )
+    from huggingface_hub import constants, errors, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
     entry = OFFICIAL_CHECKPOINTS[encoder]
-    dest = hub_dir() / entry.url.rsplit("/", 1)[-1]
-    return download(entry.url, dest, entry.sha256, progress=progress)
+    manual = hub_dir() / entry.url.rsplit("/", 1)[-1]
+    if manual.is_file():
+        return _verified(manual, entry)
+    cached = try_to_load_from_cache(SPACE_REPO, entry.filename, repo_type="space")
+    if isinstance(cached, str):
+        return _verified(Path(cached), entry)
+    if not _reachable(constants.ENDPOINT):
+        raise ConnectionError(
+            f"could not download {entry.url} (offline?) ({constants.ENDPOINT} is unreachable); "
+            f"or download it elsewhere and put it at {manual}"
+        )
+    if not progress:
+        disable_progress_bars()
+    try:
+        path = Path(hf_hub_download(SPACE_REPO, entry.filename, repo_type="space"))
+    except (OSError, errors.EntryNotFoundError) as err:  # HTTP and connection errors: OSErrors
+        raise ConnectionError(
+            f"could not download {entry.url} ({err}); or download it elsewhere and put it at {manual}"
+        ) from err
+    finally:
+        if not progress:
+            enable_progress_bars()
+    return _verified(path, entry)
+
+
+def _verified(path: Path, entry: OfficialCheckpoint) -> Path:
+    """``path`` if its sha256 is the published one; else a ValueError saying what to delete."""
+    actual = sha256_of(path)
+    if actual != entry.sha256:
+        raise ValueError(
+            f"sha256 mismatch for {path} ({entry.url}): expected {entry.sha256}, got {actual}; "
+            "delete the file (in the huggingface cache: `huggingface-cli delete-cache`) and retry"
+        )
+    return path
 
 
 def load_official(encoder: str = "vits", progress: bool = True):

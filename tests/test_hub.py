@@ -81,14 +81,56 @@ def test_official_table():
     assert len({e.sha256 for e in hub.OFFICIAL_CHECKPOINTS.values()}) == 3
 
 
-def test_official_checkpoint_path_downloads_into_cache(monkeypatch, source, tmp_path):
+@pytest.fixture
+def fake_space(monkeypatch, source, tmp_path):
+    """huggingface_hub stood in by local files: an empty cache, a reachable Hub whose
+    ``hf_hub_download`` returns ``source`` (and records its calls), DALIB_HOME in tmp_path."""
+    import huggingface_hub
+
+    calls = []
+
+    def fake_download(repo_id, filename, repo_type=None, **kwargs):
+        calls.append((repo_id, filename, repo_type))
+        return str(source)
+
     monkeypatch.setenv("DALIB_HOME", str(tmp_path / "home"))
-    fake = hub.OfficialCheckpoint("vits", source.as_uri(), PAYLOAD_SHA)
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(hub, "_reachable", lambda url, timeout=3.0: True)
+    fake = hub.OfficialCheckpoint("vits", f"{hub.SPACE_URL}/depth_anything_vits14.pth", PAYLOAD_SHA)
     monkeypatch.setitem(hub.OFFICIAL_CHECKPOINTS, "vits", fake)
-    path = hub.official_checkpoint_path("vits", progress=False)
-    assert path == tmp_path / "home" / "hub" / "weights.pth" and path.read_bytes() == PAYLOAD
+    return calls
+
+
+def test_official_checkpoint_comes_through_hf_hub_download(fake_space, source):
+    assert hub.official_checkpoint_path("vits", progress=False) == source
+    assert fake_space == [(hub.SPACE_REPO, "checkpoints/depth_anything_vits14.pth", "space")]
     with pytest.raises(ValueError, match="tiny"):
         hub.official_checkpoint_path("tiny")
+
+
+def test_official_checkpoint_is_verified_wherever_it_comes_from(fake_space, monkeypatch, source,
+                                                                  tmp_path):
+    source.write_bytes(b"tampered")
+    with pytest.raises(ValueError, match=f"sha256 mismatch for {re.escape(str(source))}"):
+        hub.official_checkpoint_path("vits", progress=False)
+    manual = tmp_path / "home" / "hub" / "depth_anything_vits14.pth"  # a copy put there by hand
+    manual.parent.mkdir(parents=True)
+    manual.write_bytes(PAYLOAD)
+    fake_space.clear()
+    assert hub.official_checkpoint_path("vits", progress=False) == manual
+    assert fake_space == []  # used without asking the Hub
+
+
+def test_official_checkpoint_offline_error_names_url_and_where_to_put_it(fake_space, monkeypatch,
+                                                                          tmp_path):
+    monkeypatch.setattr(hub, "_reachable", lambda url, timeout=3.0: False)
+    entry = hub.OFFICIAL_CHECKPOINTS["vits"]
+    where = tmp_path / "home" / "hub" / "depth_anything_vits14.pth"
+    with pytest.raises(ConnectionError, match=rf"could not download {re.escape(entry.url)} "
+                       rf"\(offline\?\).*put it at {re.escape(str(where))}"):
+        hub.official_checkpoint_path("vits", progress=False)
+    assert fake_space == []
 
 
 def test_dinov2_offline_fails_fast(monkeypatch):
