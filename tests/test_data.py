@@ -452,6 +452,20 @@ def test_synth_dataset_same_scenes_whatever_the_worker_count(tmp_path):
         SynthDepthDataset(synth.UNLABELED[0], workers=0, **kwargs)
 
 
+def _blas_threads(_: int) -> int:
+    from threadpoolctl import threadpool_info
+
+    return max((pool["num_threads"] for pool in threadpool_info()), default=1)
+
+
+def test_render_workers_run_one_blas_thread_each():
+    """N workers on N cores: each must not start a BLAS thread per core (oversubscribed, two
+    workers rendered 256 px scenes slower than one)."""
+    from dalib.workers import parallel_map
+
+    assert list(parallel_map(_blas_threads, [0, 1, 2, 3], workers=2)) == [1, 1, 1, 1]
+
+
 # ---------------------------------------------------------------- folders
 
 
