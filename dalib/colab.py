@@ -7,7 +7,8 @@ it is derived from there by :func:`stamp_notebooks` (``python -m dalib colab``):
 - an "Open in Colab" badge in each notebook's first markdown cell (under its title), the
   same badges in the README's notebook table, and the README's install line;
 - the first code cell's setup block: on Colab it pip-installs dalib from the repository (its
-  version ranges admit Colab's preinstalled torch and torchvision, which pip then keeps);
+  version ranges admit Colab's preinstalled torch and torchvision, which pip then keeps) and
+  makes ``colab`` the default profile;
   elsewhere it imports dalib, says how to install it when missing, and prints the versions.
 
 ``python -m dalib colab --repository URL [--branch B]`` re-points a fork (it rewrites the
@@ -100,11 +101,13 @@ def setup_block(home: Home) -> str:
     """The stamped first lines of every notebook's first code cell (no trailing newline)."""
     return "\n".join([
         SETUP_BEGIN,
+        "import os",
         "import sys",
         "",
         f"DALIB_INSTALL = {home.install_command!r}",
         'if "google.colab" in sys.modules:  # Colab: install dalib; its ranges keep Colab\'s torch',
         '    get_ipython().run_line_magic("pip", DALIB_INSTALL.removeprefix("pip "))',
+        '    os.environ.setdefault("DALIB_PROFILE", "colab")  # sized for one free T4 session',
         "try:",
         "    import dalib",
         "except ImportError as err:  # pragma: no cover - shown to readers without dalib",

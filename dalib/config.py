@@ -1,12 +1,15 @@
 """Run profiles, seeds, device and thread choice, and where artifacts live.
 
-One switch, read here and nowhere else: ``DALIB_PROFILE=fast|full|gpu`` (default ``full``).
+One switch, read here and nowhere else: ``DALIB_PROFILE=fast|full|colab|gpu`` (default ``full``).
 Notebooks and scripts ask :func:`get_profile` for sizes and never branch on the flag.
 
 - ``fast``: seconds per notebook; just enough data and steps to run every code path (CI, tests).
 - ``full``: the toy-scale experiment whose outputs are committed in the notebooks
   (``make run``, about an hour on 2 CPU cores).
-- ``gpu``: the same experiment scaled for a single CUDA GPU (Colab T4 and up).
+- ``colab``: ViT-S from DINOv2 at 196 px, sized so that the whole series fits one free Colab
+  session on a T4 (about 46 min of rendering and compute by ``benchmarks/size_colab.py``:
+  FLOPs and the 2-core rendering measured, the T4's speed estimated).
+- ``gpu``: the same experiment scaled for a single larger CUDA GPU (hours on a T4).
 
 Artifacts (datasets, checkpoints, pseudo labels, reports) go under ``runs/<profile>/`` of the
 source checkout, or of the current directory for a pip-installed dalib; ``DALIB_HOME``
@@ -135,6 +138,29 @@ PROFILES: dict[str, Profile] = {
         checkpoint_every=1000,
         seeds=(0, 1, 2),
         num_workers=4,
+        pretrained_encoder="dinov2",
+        real_labeled=("nyuv2",),
+        progress=True,
+    ),
+    "colab": Profile(
+        name="colab",
+        image_size=196,  # 14x14 tokens
+        render_size=224,
+        n_labeled=1000,  # 3 labeled domains: 3,000 images
+        n_unlabeled=4000,  # 8 unlabeled domains + 1,000 photo crops: a pool of 33,000 (11x)
+        n_eval=200,
+        n_photo_crops=1000,
+        encoder="vits",
+        batch_size=16,  # students: 16 labeled + 32 pseudo-labeled; 1,000 steps see the pool once
+        teacher_steps=1000,
+        student_steps=1000,  # = the teacher's, as in full
+        semantic_steps=1000,
+        probe_steps=300,
+        metric_steps=500,
+        eval_every=250,
+        checkpoint_every=250,
+        seeds=(0, 1, 2),
+        num_workers=2,  # a Colab machine's 2 CPU cores
         pretrained_encoder="dinov2",
         real_labeled=("nyuv2",),
         progress=True,

@@ -120,18 +120,26 @@ def _run_setup_cell(code: str, on_colab: bool) -> tuple[list[tuple[str, str]], s
     return calls, out.getvalue()
 
 
-def test_setup_cell_on_colab_issues_exactly_the_stamped_command():
+def test_setup_cell_on_colab_issues_exactly_the_stamped_command(monkeypatch):
     home = colab.read_home(REPO / "pyproject.toml")
+    monkeypatch.setenv("DALIB_PROFILE", "recorded")  # so that teardown restores the original
     for path in colab.notebooks_of(REPO):
+        monkeypatch.delenv("DALIB_PROFILE")
         calls, out = _run_setup_cell(_first(path, "code"), on_colab=True)
         assert calls == [("pip", home.install_command.removeprefix("pip "))], path.name
         assert "dalib 0.1.0 | torch " in out
+        assert os.environ["DALIB_PROFILE"] == "colab"  # the profile sized for one session
+    monkeypatch.setenv("DALIB_PROFILE", "gpu")  # a choice made before the cell is kept
+    _run_setup_cell(_first(REPO / "notebooks" / "00_setup_and_data.ipynb", "code"), on_colab=True)
+    assert os.environ["DALIB_PROFILE"] == "gpu"
 
 
-def test_setup_cell_elsewhere_installs_nothing_and_prints_versions():
+def test_setup_cell_elsewhere_installs_nothing_and_prints_versions(monkeypatch):
+    monkeypatch.setenv("DALIB_PROFILE", "recorded")  # so that teardown restores the original
+    monkeypatch.delenv("DALIB_PROFILE")
     calls, out = _run_setup_cell(_first(REPO / "notebooks" / "00_setup_and_data.ipynb", "code"),
                                  on_colab=False)
-    assert calls == []
+    assert calls == [] and "DALIB_PROFILE" not in os.environ
     assert re.match(r"dalib \S+ \| torch \S+ \| python 3\.\d+", out)
 
 

@@ -101,12 +101,18 @@ def test_report_sections_joined_in_key_order():
         markdown_table(["a"], [[1, 2]])
 
 
-def test_full_profile_mirrors_the_papers_regime():
-    full = config.PROFILES["full"]
-    labeled = len(synth.LABELED) * full.n_labeled
-    pool = pseudo.pool_size(full)
+@pytest.mark.parametrize("name", ["full", "colab"])
+def test_profile_mirrors_the_papers_regime(name):
+    prof = config.PROFILES[name]
+    labeled = len(synth.LABELED) * prof.n_labeled
+    pool = pseudo.pool_size(prof)
     assert pool >= 10 * labeled  # the paper: 62M unlabeled vs 1.5M labeled
-    passes = full.student_steps * 2 * full.batch_size / pool
+    passes = prof.student_steps * 2 * prof.batch_size / pool
     assert 0.8 <= passes <= 1.25  # the student sees each unlabeled image about once, at 1:2
-    assert full.student_steps >= full.teacher_steps  # equal budgets: labeled images seen
+    assert prof.student_steps >= prof.teacher_steps  # equal budgets: labeled images seen
+
+
+def test_pretrained_encoders_of_the_profiles():
+    full = config.PROFILES["full"]
+    assert config.PROFILES["colab"].pretrained_encoder == "dinov2"  # online, like gpu
     assert full.pretrained_encoder == "synthetic" and config.PROFILES["fast"].pretrained_encoder
