@@ -24,16 +24,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from bench_model import count_flops as flops  # this folder is on sys.path when run as a script
 
 from dalib import config, data, synth
 from dalib.model import DepthAnything
-
-
-def flops(fn) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
 
 
 def model_flops(encoder: str, side: int) -> dict[str, float]:

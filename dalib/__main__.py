@@ -38,12 +38,11 @@ def _cmd_colab(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: {pyproject} not found: --repo must be the repository's checkout")
     if args.check and (args.repository or args.branch):
         raise SystemExit("error: --check reads the setting; it cannot also change it")
+    home = read_home(pyproject)
     if args.repository or args.branch:
-        home = read_home(pyproject)
         home = write_home(pyproject, args.repository or home.repository, args.branch or home.branch)
         print(f"{pyproject}: repository {home.repository}, branch {home.branch}")
     differing = stamp_notebooks(repo, check=args.check)
-    home = read_home(pyproject)
     if args.check:
         for relative in differing:
             print(f"{relative}: badge or setup cell disagrees with {home.repository}@{home.branch}")

@@ -115,10 +115,14 @@ def official_checkpoint_path(encoder: str, progress: bool = True) -> Path:
             f"choose one of {sorted(OFFICIAL_CHECKPOINTS)}"
         )
     from huggingface_hub import constants, errors, hf_hub_download, try_to_load_from_cache
-    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     entry = OFFICIAL_CHECKPOINTS[encoder]
-    manual = hub_dir() / entry.url.rsplit("/", 1)[-1]
+    manual = hub_dir() / Path(entry.filename).name
     if manual.is_file():
         return _verified(manual, entry)
     cached = try_to_load_from_cache(SPACE_REPO, entry.filename, repo_type="space")
@@ -129,7 +133,8 @@ def official_checkpoint_path(encoder: str, progress: bool = True) -> Path:
             f"could not download {entry.url} (offline?) ({constants.ENDPOINT} is unreachable); "
             f"or download it elsewhere and put it at {manual}"
         )
-    if not progress:
+    silence = not progress and not are_progress_bars_disabled()  # restore what the user had
+    if silence:
         disable_progress_bars()
     try:
         path = Path(hf_hub_download(SPACE_REPO, entry.filename, repo_type="space"))
@@ -138,7 +143,7 @@ def official_checkpoint_path(encoder: str, progress: bool = True) -> Path:
             f"could not download {entry.url} ({err}); or download it elsewhere and put it at {manual}"
         ) from err
     finally:
-        if not progress:
+        if silence:
             enable_progress_bars()
     return _verified(path, entry)
 

@@ -37,21 +37,15 @@ def _tensor(values, device: torch.device) -> Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=_F64, device=device)
 
 
-def _planes(prims: list[Plane], o: Tensor, d: Tensor, dev: torch.device) -> Tensor:
-    point = _tensor([p.point for p in prims], dev)  # (P, 3)
-    normal = _tensor([p.normal for p in prims], dev)
-    radius = _tensor([p.radius for p in prims], dev)
+def _planes(o: Tensor, d: Tensor, point: Tensor, normal: Tensor, radius: Tensor) -> Tensor:
     t = ((point - o[:, None]) * normal).sum(-1) / (d @ normal.T)  # (N, P)
     offset = o[:, None] + torch.where(torch.isfinite(t), t, 0)[..., None] * d[:, None] - point
     inside = (offset * offset).sum(-1) <= radius**2
     return _first_positive(torch.where(torch.isinf(radius) | inside, t, torch.inf))
 
 
-def _boxes(prims: list[Box], o: Tensor, d: Tensor, dev: torch.device) -> Tensor:
-    centre = _tensor([b.centre for b in prims], dev)
-    half = _tensor([b.half for b in prims], dev)
-    rot = _tensor([b._rot for b in prims], dev)  # (P, 3, 3) box-to-world
-    lo = torch.einsum("npi,pij->npj", o[:, None] - centre, rot)
+def _boxes(o: Tensor, d: Tensor, centre: Tensor, half: Tensor, rot: Tensor) -> Tensor:
+    lo = torch.einsum("npi,pij->npj", o[:, None] - centre, rot)  # rot (P, 3, 3): box-to-world
     ld = torch.einsum("ni,pij->npj", d, rot)
     ld = torch.where(ld == 0, 1e-300, ld)
     t1, t2 = (-half - lo) / ld, (half - lo) / ld
@@ -60,9 +54,7 @@ def _boxes(prims: list[Box], o: Tensor, d: Tensor, dev: torch.device) -> Tensor:
     return _first_positive(torch.where(near <= far, near, torch.inf))
 
 
-def _spheres(prims: list[Sphere], o: Tensor, d: Tensor, dev: torch.device) -> Tensor:
-    centre = _tensor([s.centre for s in prims], dev)
-    radius = _tensor([s.radius for s in prims], dev)
+def _spheres(o: Tensor, d: Tensor, centre: Tensor, radius: Tensor) -> Tensor:
     oc = o[:, None] - centre  # (N, P, 3)
     a, b = (d * d).sum(-1)[:, None], (oc * d[:, None]).sum(-1)
     disc = b * b - a * ((oc * oc).sum(-1) - radius**2)
@@ -70,10 +62,7 @@ def _spheres(prims: list[Sphere], o: Tensor, d: Tensor, dev: torch.device) -> Te
     return _first_positive((-b - root) / a, (-b + root) / a)
 
 
-def _cylinders(prims: list[Cylinder], o: Tensor, d: Tensor, dev: torch.device) -> Tensor:
-    base = _tensor([c.base for c in prims], dev)
-    radius = _tensor([c.radius for c in prims], dev)
-    height = _tensor([c.height for c in prims], dev)
+def _cylinders(o: Tensor, d: Tensor, base: Tensor, radius: Tensor, height: Tensor) -> Tensor:
     oc = o[:, None] - base  # (N, P, 3)
     dx, dy, dz = d[:, 0:1], d[:, 1:2], d[:, 2:3]
     a = dx**2 + dz**2
@@ -90,22 +79,44 @@ def _cylinders(prims: list[Cylinder], o: Tensor, d: Tensor, dev: torch.device) -
     return _first_positive(side, *caps)
 
 
-_KINDS = ((Plane, _planes), (Box, _boxes), (Sphere, _spheres), (Cylinder, _cylinders))
+# each kind: the fields packed per primitive (one (P, ...) tensor each) and its batched hit test
+_KINDS = (
+    (Plane, ("point", "normal", "radius"), _planes),
+    (Box, ("centre", "half", "_rot"), _boxes),
+    (Sphere, ("centre", "radius"), _spheres),
+    (Cylinder, ("base", "radius", "height"), _cylinders),
+)
 
 
-def _culled(prims: Sequence[Primitive], o: Tensor, d: Tensor, t: Tensor) -> Tensor:
-    """``t`` (N, P) with inf where a ray misses the primitive's bounding sphere, as
-    ``geometry._candidates`` leaves those rays untested."""
-    bounds = [p.bound for p in prims]
-    if all(b is None for b in bounds):
-        return t
-    centre = _tensor([b[0] if b is not None else (0.0, 0.0, 0.0) for b in bounds], t.device)
-    radius = _tensor([b[1] if b is not None else np.inf for b in bounds], t.device)
+def _pack(primitives: Sequence[Primitive], device: torch.device) -> tuple[list, Tensor, Tensor]:
+    """The scene as tensors, once per trace: [(columns, hit test, fields)] by kind, and the
+    bounding spheres' centres (P, 3) and radii (P,) (inf: unbounded)."""
+    groups = []
+    for kind, fields, hits in _KINDS:
+        columns = [k for k, p in enumerate(primitives) if type(p) is kind]
+        if columns:
+            values = [_tensor([getattr(primitives[k], f) for k in columns], device) for f in fields]
+            groups.append((columns, hits, values))
+    bounds = [p.bound for p in primitives]
+    centre = _tensor([(0.0, 0.0, 0.0) if b is None else b[0] for b in bounds], device)
+    radius = _tensor([np.inf if b is None else b[1] for b in bounds], device)
+    return groups, centre.reshape(-1, 3), radius
+
+
+def _nearest(packed: tuple[list, Tensor, Tensor], o: Tensor, d: Tensor) -> tuple[Tensor, Tensor]:
+    groups, centre, radius = packed
+    t_all = torch.full((len(d), len(radius)), torch.inf, dtype=_F64, device=d.device)
+    for columns, hits, values in groups:
+        t_all[:, columns] = hits(o, d, *values)
+    # geometry._candidates leaves the rays that miss a bounding sphere untested: inf here too
     oc = centre - o[:, None]  # (N, P, 3)
     along = (d[:, None] * oc).sum(-1)
-    dd = (d * d).sum(-1)[:, None]
-    miss2 = (oc * oc).sum(-1) - torch.where(along > 0, along, 0) ** 2 / dd
-    return torch.where(torch.isinf(radius) | (miss2 <= radius**2 * (1 + 1e-9)), t, torch.inf)
+    miss2 = (oc * oc).sum(-1) - torch.where(along > 0, along, 0) ** 2 / (d * d).sum(-1)[:, None]
+    t_all = torch.where(torch.isinf(radius) | (miss2 <= radius**2 * (1 + 1e-9)), t_all, torch.inf)
+    if not len(radius):
+        return t_all.new_full((len(d),), torch.inf), torch.full((len(d),), -1, device=d.device)
+    t, index = t_all.min(1)  # the first minimum: the lower index wins ties, as in geometry
+    return t, torch.where(torch.isfinite(t), index, -1)
 
 
 @torch.no_grad()
@@ -115,29 +126,17 @@ def trace_tensors(
     """Nearest hit of each ray, on the rays' device: t (N,) float64 (inf on a miss) and the
     primitive index (N,) int64 (-1 on a miss). origins: (3,) shared or (N, 3); dirs (N, 3).
     Rays go ``chunk`` at a time (temporaries of chunk x primitives x 3 floats)."""
-    unknown = {type(p).__name__ for p in primitives if type(p) not in dict(_KINDS)}
+    known = {kind for kind, _, _ in _KINDS}
+    unknown = {type(p).__name__ for p in primitives if type(p) not in known}
     if unknown:
         raise TypeError(f"raycast_torch cannot trace primitives of kind {sorted(unknown)}")
+    packed = _pack(primitives, dirs.device)
     o = origins.expand(len(dirs), 3) if origins.dim() == 1 else origins
-    parts = [_nearest(primitives, o[i : i + chunk], dirs[i : i + chunk])
+    parts = [_nearest(packed, o[i : i + chunk], dirs[i : i + chunk])
              for i in range(0, len(dirs), chunk)]
     if not parts:
         return dirs.new_zeros(0), torch.zeros(0, dtype=torch.int64, device=dirs.device)
     return torch.cat([t for t, _ in parts]), torch.cat([k for _, k in parts])
-
-
-def _nearest(primitives: Sequence[Primitive], o: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
-    n = len(dirs)
-    t_all = torch.full((n, len(primitives)), torch.inf, dtype=_F64, device=dirs.device)
-    for kind, hits in _KINDS:
-        columns = [k for k, p in enumerate(primitives) if type(p) is kind]
-        if columns:
-            t_all[:, columns] = hits([primitives[k] for k in columns], o, dirs, dirs.device)
-    if not len(primitives):
-        return t_all.new_full((n,), torch.inf), torch.full((n,), -1, device=dirs.device)
-    t_all = _culled(primitives, o, dirs, t_all)
-    t, index = t_all.min(1)  # the first minimum: the lower index wins ties, as in geometry
-    return t, torch.where(torch.isfinite(t), index, -1)
 
 
 def tracer(device: str | torch.device) -> Tracer:
