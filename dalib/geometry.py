@@ -12,7 +12,6 @@ make a room), :class:`Box` (rotated about the vertical axis), :class:`Sphere` an
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -309,21 +308,14 @@ def trace(
     return t_best, index
 
 
-Tracer = Callable[[list[Primitive], np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""What :func:`trace` is: ``(primitives, origins, dirs) -> (t, index)``; the torch one of
-:func:`dalib.raycast_torch.tracer` traces on a GPU."""
-
-
 def occluded(
     primitives: list[Primitive],
     origins: np.ndarray,
     dirs: np.ndarray,
     t_max: np.ndarray | float = np.inf,
-    tracer: Tracer | None = None,
 ) -> np.ndarray:
-    """Whether each ray hits anything with T_MIN < t < t_max (shadow rays): bool (N,).
-    ``tracer``: :func:`trace` (the default) or one that computes the same elsewhere."""
-    t, _ = (tracer or trace)(primitives, origins, dirs)
+    """Whether each ray hits anything with T_MIN < t < t_max (shadow rays): bool (N,)."""
+    t, _ = trace(primitives, origins, dirs)
     return t < t_max
 
 
@@ -342,18 +334,14 @@ def surface_normals(
 
 
 def raycast(
-    camera: Camera,
-    primitives: list[Primitive],
-    size: tuple[int, int],
-    tracer: Tracer | None = None,
+    camera: Camera, primitives: list[Primitive], size: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cast one ray per pixel centre. Returns depth (H, W) float32 z-depth in metres (inf
     where nothing is hit), object_id (H, W) int64 index into ``primitives`` (-1: none), and
-    normals (H, W, 3) float32 unit world normals facing the camera (0 where nothing is hit).
-    ``tracer``: :func:`trace` (the default) or one that computes the same elsewhere."""
+    normals (H, W, 3) float32 unit world normals facing the camera (0 where nothing is hit)."""
     h, w = check_size(size)
     dirs = camera.rays((h, w))
-    t, index = (tracer or trace)(primitives, camera.position, dirs)
+    t, index = trace(primitives, camera.position, dirs)
     normals = surface_normals(
         primitives, camera.position + np.where(np.isfinite(t), t, 0)[:, None] * dirs, index, dirs
     )

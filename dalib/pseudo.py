@@ -31,7 +31,14 @@ from tqdm.auto import tqdm
 from dalib import synth, textures
 from dalib.checkpoint import load_checkpoint
 from dalib.config import Profile, artifact_root, get_profile
-from dalib.data import SPLIT_SEEDS, ImageFolder, SynthDepthDataset, read_depth, read_image
+from dalib.data import (
+    SPLIT_SEEDS,
+    ImageFolder,
+    SynthDepthDataset,
+    read_depth,
+    read_image,
+    render_device,
+)
 from dalib.depth import normalize_disparity
 from dalib.distributed import DistInfo, barrier, init_distributed, shard
 from dalib.inference import predict_batch
@@ -122,7 +129,7 @@ def build_pool(
         "n_unlabeled": profile.n_unlabeled,
         "n_photo_crops": profile.n_photo_crops,
         "seed": seed,
-        "renderer": str(synth.RENDER_VERSION),
+        "renderer": synth.render_version(render_device()),
         "folders": [str(f) for f in folders],
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]

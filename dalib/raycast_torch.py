@@ -1,17 +1,13 @@
 """The ray caster of :mod:`dalib.geometry` as batched torch code, for rendering on a GPU.
 
-:func:`tracer` returns a drop-in replacement of :func:`dalib.geometry.trace` (NumPy arrays in
-and out) that packs the primitives of one scene into tensors by kind and intersects every ray
-with every primitive of a kind in one batched expression, instead of one primitive at a time:
-a few dozen kernel launches per scene, so that a GPU stays busy. The formulas are those of
-``geometry`` term by term, in float64, including its bounding-sphere test, so depth agrees
-with the NumPy renderer to rounding (the tests hold it to 1e-6 relative; ties between
-primitives go to the lower index, as there).
-
-Shading, textures and sensor effects stay in NumPy (:mod:`dalib.shading`); only the primary
-and shadow rays move, which are 57 % of a 256 px render on the dev CPU. On the CPU this code
-is about 4x slower than NumPy's (it tests every ray against every primitive instead of culling
-first); it is meant for a GPU.
+:func:`pack` puts the primitives of one scene into tensors by kind, and :func:`nearest_hits`
+intersects every ray with every primitive of a kind in one batched expression, instead of one
+primitive at a time: a few dozen kernel launches per batch of rays, so that a GPU stays busy.
+The formulas are those of ``geometry`` term by term, in float64, including its bounding-sphere
+test, so hits agree with the NumPy ray caster to rounding (the tests hold t to 1e-12 relative;
+ties between primitives go to the lower index, as there). :mod:`dalib.render_torch` shades
+with it. On the CPU this code is about 4x slower than NumPy's (it tests every ray against
+every primitive instead of culling first); it is meant for a GPU.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dalib.geometry import T_MIN, Box, Cylinder, Plane, Primitive, Sphere, Tracer
+from dalib.geometry import T_MIN, Box, Cylinder, Plane, Primitive, Sphere
 
 _F64 = torch.float64
 
@@ -88,9 +84,14 @@ _KINDS = (
 )
 
 
-def _pack(primitives: Sequence[Primitive], device: torch.device) -> tuple[list, Tensor, Tensor]:
-    """The scene as tensors, once per trace: [(columns, hit test, fields)] by kind, and the
-    bounding spheres' centres (P, 3) and radii (P,) (inf: unbounded)."""
+def pack(primitives: Sequence[Primitive], device: torch.device) -> tuple[list, Tensor, Tensor]:
+    """A scene's primitives as tensors on ``device``, for :func:`nearest_hits`: [(columns, hit
+    test, fields)] by kind, and the bounding spheres' centres (P, 3) and radii (P,) (inf:
+    unbounded). TypeError naming any kind this module cannot trace."""
+    known = {kind for kind, _, _ in _KINDS}
+    unknown = {type(p).__name__ for p in primitives if type(p) not in known}
+    if unknown:
+        raise TypeError(f"raycast_torch cannot trace primitives of kind {sorted(unknown)}")
     groups = []
     for kind, fields, hits in _KINDS:
         columns = [k for k, p in enumerate(primitives) if type(p) is kind]
@@ -120,17 +121,18 @@ def _nearest(packed: tuple[list, Tensor, Tensor], o: Tensor, d: Tensor) -> tuple
 
 
 @torch.no_grad()
-def trace_tensors(
-    primitives: Sequence[Primitive], origins: Tensor, dirs: Tensor, chunk: int = 1 << 15
+def nearest_hits(
+    packed: tuple[list, Tensor, Tensor],
+    origins: Tensor,
+    dirs: Tensor,
+    chunk: int | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Nearest hit of each ray, on the rays' device: t (N,) float64 (inf on a miss) and the
-    primitive index (N,) int64 (-1 on a miss). origins: (3,) shared or (N, 3); dirs (N, 3).
-    Rays go ``chunk`` at a time (temporaries of chunk x primitives x 3 floats)."""
-    known = {kind for kind, _, _ in _KINDS}
-    unknown = {type(p).__name__ for p in primitives if type(p) not in known}
-    if unknown:
-        raise TypeError(f"raycast_torch cannot trace primitives of kind {sorted(unknown)}")
-    packed = _pack(primitives, dirs.device)
+    """Nearest hit of each ray in a :func:`pack`-ed scene, on the rays' device: t (N,) float64
+    (inf on a miss) and the primitive index (N,) int64 (-1 on a miss). origins: (3,) shared or
+    (N, 3); dirs (N, 3). Rays go ``chunk`` at a time (temporaries of chunk x primitives x 3
+    floats; default: as many as keep that near 2**22 x 3, 100 MB, so a 256 px image of a
+    dozen primitives is one chunk: fewer, larger kernels)."""
+    chunk = chunk or max(1, (1 << 22) // max(len(packed[2]), 1))
     o = origins.expand(len(dirs), 3) if origins.dim() == 1 else origins
     parts = [_nearest(packed, o[i : i + chunk], dirs[i : i + chunk])
              for i in range(0, len(dirs), chunk)]
@@ -139,19 +141,11 @@ def trace_tensors(
     return torch.cat([t for t, _ in parts]), torch.cat([k for _, k in parts])
 
 
-def tracer(device: str | torch.device) -> Tracer:
-    """A :func:`dalib.geometry.trace` (NumPy in, NumPy out) that traces on ``device``."""
-    device = torch.device(device)
-
-    def trace(
-        primitives: Sequence[Primitive], origins: np.ndarray, dirs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        t, index = trace_tensors(
-            primitives, _tensor(origins, device), _tensor(dirs, device)
-        )
-        return t.cpu().numpy(), index.cpu().numpy()
-
-    return trace
+def trace_tensors(
+    primitives: Sequence[Primitive], origins: Tensor, dirs: Tensor, chunk: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """:func:`dalib.geometry.trace` on tensors: :func:`nearest_hits` of ``primitives``."""
+    return nearest_hits(pack(primitives, dirs.device), origins, dirs, chunk)
 
 
-__all__ = ["trace_tensors", "tracer"]
+__all__ = ["nearest_hits", "pack", "trace_tensors"]

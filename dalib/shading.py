@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dalib.geometry import Camera, Primitive, Tracer, occluded, raycast
+from dalib.geometry import Camera, Primitive, occluded, raycast
 from dalib.textures import Material, pattern
 
 INF = float("inf")
@@ -66,16 +66,14 @@ def shade(
     light: Light,
     sky: Sky | None = None,
     fog_m: float = INF,
-    tracer: Tracer | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render primitives with Lambertian shading, ambient light and cast shadows.
 
     Geometry comes from :func:`dalib.geometry.raycast`. Returns image (H, W, 3) float32 linear
     RGB (about 0..1), depth (H, W) float32 z-depth in metres (inf where no primitive is hit)
     and object_id (H, W) int64 (-1 where none). Rays that hit nothing see ``sky`` (black if
-    None); fog blends towards the horizon colour with ``1 - exp(-distance / fog_m)``.
-    ``tracer`` traces the camera and shadow rays (default :func:`dalib.geometry.trace`)."""
-    depth, object_id, normal_map = raycast(camera, primitives, size, tracer)
+    None); fog blends towards the horizon colour with ``1 - exp(-distance / fog_m)``."""
+    depth, object_id, normal_map = raycast(camera, primitives, size)
     dirs, index = camera.rays(size), object_id.ravel()
     hit = np.flatnonzero(index >= 0)
     t = depth.ravel()[hit].astype(np.float64)  # ray parameter = z-depth
@@ -94,9 +92,7 @@ def shade(
         to_light, falloff = to_light / dist[:, None], 1 / (1 + (dist / light.reach) ** 2)
     cos = np.clip(np.einsum("ni,ni->n", normals, to_light), 0, None)
     lit = np.flatnonzero(cos > 0)
-    blocked = occluded(
-        primitives, points[lit] + 1e-4 * normals[lit], to_light[lit], dist[lit], tracer
-    )
+    blocked = occluded(primitives, points[lit] + 1e-4 * normals[lit], to_light[lit], dist[lit])
     cos[lit[blocked]] = 0
     ambient = light.ambient * (0.8 + 0.2 * normals[:, 1:2])  # upward faces see more sky
     rgb = albedo * (ambient + light.color * (cos * falloff)[:, None])

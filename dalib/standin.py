@@ -46,7 +46,7 @@ from dalib.config import (
     run_paths,
     seed_everything,
 )
-from dalib.data import SPLIT_SEEDS, SynthDepthDataset
+from dalib.data import SPLIT_SEEDS, SynthDepthDataset, render_device
 from dalib.encoder import DinoV2Encoder
 from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
 from dalib.loop import lr_factor
@@ -96,7 +96,8 @@ def _resolve(
 def _key(profile: Profile, steps: int, seed: int, *extra) -> str:
     """What a cached stand-in depends on: its data, model, budget and the renderer."""
     data = [profile.encoder, profile.image_size, profile.render_size, profile.n_labeled]
-    run = [profile.n_unlabeled, profile.batch_size, steps, seed, str(synth.RENDER_VERSION)]
+    renderer = synth.render_version(render_device())
+    run = [profile.n_unlabeled, profile.batch_size, steps, seed, renderer]
     return json.dumps(data + run + list(extra))
 
 

@@ -40,6 +40,7 @@ by a stable hash of (domain, seed); the world does not depend on ``size``.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ __all__ = [
     "raycast",
     "render",
     "render_many",
+    "render_version",
     "shade",
 ]
 # Changes whenever any module of the renderer changes, so that cached datasets are rebuilt.
@@ -388,19 +390,18 @@ def render(
 
     Sensor effects (exposure, vignetting, noise) are applied after shading; the noise is drawn
     from its own generator, seeded by (domain, seed, size). ``device`` (e.g. ``"cuda"``)
-    traces the camera and shadow rays there with :mod:`dalib.raycast_torch`: the same scene
-    to rounding (depth within 1e-6 relative, tested), not bit for bit."""
+    shades there with :mod:`dalib.render_torch`: the same scene to rounding (tested: depth
+    within 1e-6 relative, image within one 8-bit level), not bit for bit."""
     spec, world = _spec(domain), build_world(domain, seed)
     h, w = size = check_size(size)
     camera = world.camera(size)
-    tracer = None
-    if device is not None:
-        from dalib.raycast_torch import tracer as torch_tracer
+    scene = (camera, world.primitives, size, world.light, world.sky, world.fog_m)
+    if device is None:
+        linear, depth, index = shade(*scene)
+    else:
+        from dalib import render_torch  # imported lazily: torch only for this path
 
-        tracer = torch_tracer(device)
-    linear, depth, index = shade(
-        camera, world.primitives, size, world.light, world.sky, world.fog_m, tracer
-    )
+        linear, depth, index = render_torch.shade(*scene, device=device)
     rng = np.random.default_rng(stable_seed("sensor", domain, int(seed), h, w))
     linear = linear * world.exposure
     if spec.vignette:
@@ -418,8 +419,25 @@ def render(
 
 
 def render_many(
-    domain: str, seeds: Iterable[int], size: tuple[int, int] = (112, 112)
+    domain: str,
+    seeds: Iterable[int],
+    size: tuple[int, int] = (112, 112),
+    device: str | None = None,
 ) -> list[Scene]:
-    """``[render(domain, s, size) for s in seeds]``."""
+    """``[render(domain, s, size, device) for s in seeds]``."""
     _spec(domain)
-    return [render(domain, int(s), size) for s in seeds]
+    return [render(domain, int(s), size, device) for s in seeds]
+
+
+def render_version(device: str | None = None) -> str:
+    """Names the renderer in cache keys: :data:`RENDER_VERSION` for NumPy (``device`` None);
+    for :mod:`dalib.render_torch` on ``device``, a hash that adds its two modules' source and
+    the device type (read from disk: torch is not imported)."""
+    if device is None:
+        return RENDER_VERSION
+    sources = b"".join(
+        Path(importlib.util.find_spec(f"dalib.{m}").origin).read_bytes()
+        for m in ("raycast_torch", "render_torch")
+    )
+    kind = device.split(":")[0]
+    return hashlib.sha256(RENDER_VERSION.encode() + sources + kind.encode()).hexdigest()[:16]

@@ -17,9 +17,10 @@ Job = TypeVar("Job")
 Result = TypeVar("Result")
 
 
-def _context() -> multiprocessing.context.BaseContext:
-    # fork starts in milliseconds and the workers only run NumPy; elsewhere spawn is the safe one
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
+def _context(spawn: bool) -> multiprocessing.context.BaseContext:
+    # fork starts in milliseconds and suits NumPy work; spawn is the safe one elsewhere and for
+    # workers that use CUDA (a forked child of a process that has initialised CUDA cannot)
+    method = "fork" if sys.platform.startswith("linux") and not spawn else "spawn"
     return multiprocessing.get_context(method)
 
 
@@ -33,17 +34,18 @@ def _one_thread_each() -> None:
 
 
 def parallel_map(
-    fn: Callable[[Job], Result], jobs: Sequence[Job], workers: int
+    fn: Callable[[Job], Result], jobs: Sequence[Job], workers: int, spawn: bool = False
 ) -> Iterator[Result]:
     """Yield ``fn(job)`` for each of ``jobs``, in order, computed by ``workers`` processes.
 
     ``fn`` must be a module-level function (it is pickled by reference) and ``jobs``
     picklable. ``workers <= 1`` or a single job: computed here, lazily, one at a time.
+    ``spawn``: start the workers as fresh interpreters even where fork is available.
     """
     if workers <= 1 or len(jobs) <= 1:
         yield from map(fn, jobs)
         return
     with ProcessPoolExecutor(
-        min(workers, len(jobs)), mp_context=_context(), initializer=_one_thread_each
+        min(workers, len(jobs)), mp_context=_context(spawn), initializer=_one_thread_each
     ) as pool:
         yield from pool.map(fn, jobs)

@@ -294,7 +294,10 @@ class FakeSynth(types.ModuleType):
         self.RENDER_VERSION = "fake-1"
         self.calls = []
 
-    def render_many(self, domain, seeds, size):
+    def render_version(self, device):
+        return self.RENDER_VERSION if device is None else f"{self.RENDER_VERSION}-{device}"
+
+    def render_many(self, domain, seeds, size, device=None):
         self.calls.append((domain, list(seeds), tuple(size)))
         return [self._scene(domain, s, size) for s in seeds]
 
