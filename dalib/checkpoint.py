@@ -1,12 +1,12 @@
-"""dalib's own checkpoints: safetensors weights + the model's config as JSON metadata.
+"""dalib's own checkpoint file: safetensors weights + the model's config as JSON metadata.
 
-A checkpoint alone rebuilds the model: ``load_checkpoint(path)`` reads the config from the
-metadata, builds ``DepthAnything(config=...)`` and loads the weights strictly. Other dalib
-models (the segmenter of :mod:`dalib.segmentation`) use the same file layout under their own
-``checkpoint_format`` name and read it back with :func:`read_checkpoint`. Writes are
-atomic (temporary file + ``os.replace``), so a killed job never leaves a half-written file
-under the final name. Released ``.pth`` files load with
-``dalib.model.load_official_checkpoint`` instead.
+The file format only: :func:`save_checkpoint` writes any model with a ``config`` (``to_json``)
+under its ``checkpoint_format`` name, :func:`read_checkpoint` gives back (metadata, weights)
+with clear errors, :func:`checkpoint_metadata` the metadata alone. Building a model from a
+file is the model's business: ``dalib.model.load_checkpoint`` (a DepthAnything) and
+``dalib.segmentation.load_segmenter``. Writes are atomic (temporary file + ``os.replace``), so
+a killed job never leaves a half-written file under the final name. Released ``.pth`` files
+load with ``dalib.model.load_official`` instead.
 """
 
 from __future__ import annotations
@@ -84,23 +84,9 @@ def read_checkpoint(
     return metadata, state
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the ``DepthAnything`` saved by :func:`save_checkpoint`, in eval mode."""
-    from dalib.model import DepthAnything, ModelConfig  # here: dalib.model re-exports this module
-
-    metadata, state = read_checkpoint(path, CHECKPOINT_FORMAT, map_location)
-    model = DepthAnything(config=ModelConfig.from_json(metadata["config"]))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"could not load the weights of {path}: {err}") from err
-    return model.to(map_location).eval()
-
-
 __all__ = [
     "CHECKPOINT_FORMAT",
     "checkpoint_metadata",
-    "load_checkpoint",
     "read_checkpoint",
     "save_checkpoint",
 ]

@@ -74,7 +74,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 # o is rendered with seed o + i, so splits stay disjoint while they hold < 1,000,000 scenes.
 SPLIT_SEEDS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 
-# Smallest image side the folder datasets accept: one ViT patch (dalib.model.PATCH).
+# Smallest image side the folder datasets accept: one ViT patch (dalib.sizes.PATCH).
 MIN_SIDE = 14
 
 # Bump when the cache layout written by SynthDepthDataset changes.

@@ -15,7 +15,7 @@ into one disparity map (B, 1, 14h, 14w):
 
 Parameter names match ``depth_head.*`` of the released ``depth_anything_vit{s,b,l}14.pth``,
 except that the released files also carry ``scratch.refinenet4.resConfUnit1.*``, a block
-the forward pass never uses; it is not built here (see ``dalib.model.UNUSED_OFFICIAL_KEYS``).
+the forward pass never uses; it is not built here (see ``dalib.official.UNUSED_OFFICIAL_KEYS``).
 """
 
 from __future__ import annotations

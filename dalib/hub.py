@@ -1,4 +1,5 @@
-"""Released Depth Anything V1 checkpoints: addresses, checksums, verified downloads.
+"""Released Depth Anything V1 checkpoints: addresses, checksums, verified downloads (the model
+is built from them by ``dalib.model.load_official``).
 
 The files live in the authors' Hugging Face Space (``LiheYoung/Depth-Anything``, folder
 ``checkpoints/``, uploaded by LiheYoung in commit 843bd97, January 2024). The sha256 values
@@ -159,21 +160,12 @@ def _verified(path: Path, entry: OfficialCheckpoint) -> Path:
     return path
 
 
-def load_official(encoder: str = "vits", progress: bool = True):
-    """The released Depth Anything V1 model of ``encoder`` size (downloaded once), in eval mode."""
-    from dalib.model import DepthAnything, load_official_checkpoint
-
-    model = DepthAnything(encoder)
-    return load_official_checkpoint(model, official_checkpoint_path(encoder, progress)).eval()
-
-
 __all__ = [
     "OFFICIAL_CHECKPOINTS",
     "OfficialCheckpoint",
     "dinov2_weights_file",
     "download",
     "hub_dir",
-    "load_official",
     "official_checkpoint_path",
     "sha256_of",
 ]

@@ -31,10 +31,11 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from dalib.checkpoint import load_checkpoint, save_checkpoint
+from dalib.checkpoint import save_checkpoint
 from dalib.distributed import DistInfo, all_reduce_mean, barrier
 from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
 from dalib.io import atomic_write
+from dalib.model import load_checkpoint
 from dalib.textures import stable_seed
 
 

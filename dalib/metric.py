@@ -24,14 +24,14 @@ import torch
 from torch import Tensor, nn
 
 from dalib import augment, losses, synth
-from dalib.checkpoint import checkpoint_metadata, load_checkpoint
+from dalib.checkpoint import checkpoint_metadata
 from dalib.config import Profile, artifact_root, get_profile, run_paths, seed_everything
 from dalib.data import SPLIT_SEEDS, SynthDepthDataset
 from dalib.distributed import init_distributed
 from dalib.loop import DepthNet, TrainSettings, fit
 from dalib.metrics import metric_depth_metrics
 from dalib.mixing import MixedBatches, TensorSet
-from dalib.model import DepthAnything
+from dalib.model import DepthAnything, load_checkpoint
 from dalib.sample import tensor_to_uint8
 from dalib.segmentation import load_segmenter
 from dalib.standin import semantic_encoder_path

@@ -29,7 +29,6 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from dalib import synth, textures
-from dalib.checkpoint import load_checkpoint
 from dalib.config import Profile, artifact_root, get_profile
 from dalib.data import (
     SPLIT_SEEDS,
@@ -44,6 +43,7 @@ from dalib.distributed import DistInfo, barrier, init_distributed, shard
 from dalib.inference import predict_batch
 from dalib.io import ImageReadError, atomic_write, write_depth
 from dalib.metrics import relative_depth_metrics
+from dalib.model import load_checkpoint
 from dalib.sample import fit_sample, image_to_tensor, to_uint8
 
 LABEL_SCALE = 65535  # stored code per unit of normalised disparity: 0..1 -> 0..65535

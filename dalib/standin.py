@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from dalib import augment, synth
-from dalib.checkpoint import checkpoint_metadata, load_checkpoint, save_checkpoint
+from dalib.checkpoint import checkpoint_metadata, save_checkpoint
 from dalib.config import (
     Profile,
     artifact_root,
@@ -50,7 +50,7 @@ from dalib.data import SPLIT_SEEDS, SynthDepthDataset, render_device
 from dalib.encoder import DinoV2Encoder
 from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
 from dalib.loop import lr_factor
-from dalib.model import DepthAnything, load_dinov2_weights
+from dalib.model import DepthAnything, load_checkpoint, load_dinov2_weights
 from dalib.segmentation import (
     SEGMENTER_FORMAT,
     Segmenter,
