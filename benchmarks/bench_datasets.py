@@ -7,7 +7,7 @@ profile's render side with ``dalib.data.SynthDepthDataset`` as the notebooks do 
 processes, cache file written to a temporary folder), and scales the measured rate to the
 profile's whole count of scenes (labeled, unlabeled, validation and held-out sets). ``--device
 none`` is the NumPy renderer in one worker per CPU; ``cpu`` / ``cuda`` the torch renderer
-(dalib.render_torch) there; ``auto`` what the datasets choose (CUDA when present).
+(dalib.world.render_torch) there; ``auto`` what the datasets choose (CUDA when present).
 
 For the torch renderer it also measures, in this process, its fixed cost per scene: the part
 that does not grow with the pixel count (building the world, about a thousand tensor operations

@@ -27,9 +27,8 @@ import time
 
 import torch
 
-from dalib.loop import DepthNet
-from dalib.model import DepthAnything
-from dalib.train import teacher_step
+from dalib.model import DepthAnything, DepthNet
+from dalib.objectives import teacher_step
 
 OPTIONS = ("fp32", "eager-attention", "channels_last", "bf16", "compile")
 

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import torch
 
-from dalib import config, evaluate, standin, synth, train
-from dalib.loop import DepthNet
-from dalib.model import DepthAnything, load_checkpoint
+from dalib import config, evaluate, objectives, optim, standin, synth, train
+from dalib.model import DepthAnything, DepthNet, load_checkpoint
 from dalib.report import markdown_table
 from dalib.segmentation import Segmenter, train_segmenter
 
@@ -50,9 +49,9 @@ def _speed(run, images_per_step: int, warmup: int = 3, steps: int = 8) -> float:
 
 def teacher_speed(profile: config.Profile) -> float:
     model = DepthAnything(profile.encoder)
-    settings = train.settings_for(profile, "teacher", steps=1000, progress=False)
+    settings = optim.settings_for(profile, "teacher", steps=1000, progress=False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    step_fn = train.teacher_step(0.5)
+    step_fn = objectives.teacher_step(0.5)
     size = profile.image_size
     batch = {
         "image": torch.rand(settings.batch_size, 3, size, size),
@@ -120,10 +119,10 @@ def main() -> None:
         standin.train_semantic_encoder(profile, root=here)
         standin_s = time.perf_counter() - started
         started = time.perf_counter()
-        train.train_teacher(profile, root=here, evaluate=False)
+        train.train_teacher(profile, root=here, validate=False)
         teacher_s = time.perf_counter() - started
-        model = load_checkpoint(train.run_paths(here, "teacher")["final_path"])
-        scores = evaluate.evaluate(evaluate.model_predictor(model, profile.image_size), sets)
+        model = load_checkpoint(config.run_paths(here, "teacher")["final_path"])
+        scores = evaluate.score_predictor(evaluate.model_predictor(model, profile.image_size), sets)
         out[candidate] = {
             "encoder": encoder,
             "image_size": int(side),

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from pathlib import Path
 
-from dalib.config import PROFILES, artifact_root, get_profile, set_threads
+from dalib import commands
+from dalib.config import PROFILES, set_threads
 
 
 def _add_profile(parser: argparse.ArgumentParser) -> None:
@@ -18,280 +17,6 @@ def _add_profile(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="run profile (default: $DALIB_PROFILE or full)",
     )
-
-
-def _cmd_run_notebooks(args: argparse.Namespace) -> int:
-    from dalib.notebooks import run_notebooks
-
-    run_notebooks(
-        Path(args.folder), profile=args.profile or "full", only=args.only, inplace=args.inplace
-    )
-    return 0
-
-
-def _cmd_colab(args: argparse.Namespace) -> int:
-    from dalib.colab import read_home, stamp_notebooks, write_home
-
-    repo = Path(args.repo)
-    pyproject = repo / "pyproject.toml"
-    if not pyproject.is_file():
-        raise SystemExit(f"error: {pyproject} not found: --repo must be the repository's checkout")
-    if args.check and (args.repository or args.branch):
-        raise SystemExit("error: --check reads the setting; it cannot also change it")
-    home = read_home(pyproject)
-    if args.repository or args.branch:
-        home = write_home(pyproject, args.repository or home.repository, args.branch or home.branch)
-        print(f"{pyproject}: repository {home.repository}, branch {home.branch}")
-    differing = stamp_notebooks(repo, check=args.check)
-    if args.check:
-        for relative in differing:
-            print(f"{relative}: badge or setup cell disagrees with {home.repository}@{home.branch}")
-        if differing:
-            print("run `python -m dalib colab` to stamp them", file=sys.stderr)
-            return 1
-        print(f"every notebook points at {home.repository}@{home.branch}")
-        return 0
-    print(f"stamped {len(differing)} file(s) for {home.repository}@{home.branch}"
-          + "".join(f"\n  {relative}" for relative in differing))
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from dalib.report import build_report
-
-    print(build_report(args.profile))
-    return 0
-
-
-def _root(args: argparse.Namespace) -> Path:
-    return Path(args.out) if args.out else artifact_root(args.profile)
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from dalib import synth
-    from dalib.data import SPLIT_SEEDS, SynthDepthDataset, write_depth
-    from dalib.pseudo import to_uint8, write_png
-
-    profile = get_profile(args.profile)
-    out = Path(args.out) if args.out else artifact_root(profile) / "dataset"
-    groups = {
-        "labeled": synth.LABELED,
-        "unlabeled": synth.UNLABELED,
-        "validation": synth.VALIDATION,
-        "held_out": synth.HELD_OUT,
-    }
-    unknown = sorted(set(args.domains or ()) - set(synth.DOMAINS))
-    if unknown:
-        raise SystemExit(f"--domains: unknown {unknown}; choose from {sorted(synth.DOMAINS)}")
-    counts = {
-        "labeled": profile.n_labeled,
-        "unlabeled": profile.n_unlabeled,
-        "validation": profile.n_eval,
-        "held_out": profile.n_eval,
-    }
-    splits = {"labeled": "train", "unlabeled": "train", "validation": "val", "held_out": "test"}
-    for group, domains in groups.items():
-        listed = []
-        for domain in [d for d in domains if not args.domains or d in args.domains]:
-            scenes = SynthDepthDataset(
-                domain,
-                args.n or counts[group],
-                args.size or profile.image_size,
-                artifact_root(profile) / "data",
-                seed=SPLIT_SEEDS[splits[group]],
-                render_size=max(profile.render_size, args.size or 0),
-                progress=profile.progress,
-            )
-            for i in range(len(scenes)):
-                sample, stem = scenes[i], f"{domain}/{{}}/{i:05d}.png"
-                write_png(out / stem.format("images"), to_uint8(sample["image"]))
-                write_depth(out / stem.format("depths"), sample["depth"], scale=args.depth_scale)
-                write_png(
-                    out / stem.format("semantic"), sample["semantic"].numpy().astype(np.uint8)
-                )
-                listed.append(stem.format("images"))
-        (out / f"{group}.txt").parent.mkdir(parents=True, exist_ok=True)
-        (out / f"{group}.txt").write_text("".join(f"{line}\n" for line in listed))
-    print(
-        f"wrote {out} (images/, depths/ at scale {args.depth_scale}, semantic/ per domain; *.txt splits)"
-    )
-    return 0
-
-
-def _extra_labeled(args: argparse.Namespace) -> list:
-    if not args.images:
-        return []
-    from dalib.data import RGBDFolder
-
-    if not args.depths:
-        raise SystemExit("--images needs --depths (16-bit depth PNGs paired by name)")
-    size = get_profile(args.profile).image_size
-    return [RGBDFolder(args.images, args.depths, depth_scale=args.depth_scale, size=size)]
-
-
-def _settings(args: argparse.Namespace) -> dict:
-    return {
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "lr_encoder": args.lr_encoder,
-        "lr_decoder": args.lr_decoder,
-        "seed": args.seed,
-        "amp": args.amp,
-    }
-
-
-def _cmd_train_teacher(args: argparse.Namespace) -> int:
-    from dalib.train import train_teacher
-
-    train_teacher(
-        args.profile,
-        root=_root(args),
-        resume=args.resume,
-        name=args.name or "teacher",
-        gradient_matching=args.gradient_matching,
-        extra_labeled=_extra_labeled(args),
-        **_settings(args),
-    )
-    return 0
-
-
-def _semantic_options(args: argparse.Namespace) -> list:
-    """The extra student losses asked for: feature alignment and / or the aux decoder."""
-    from dalib.config import get_profile
-    from dalib.model import SIZES
-    from dalib.semantic import AuxSegmentation, FeatureAlignment, frozen_encoder
-
-    extra = []
-    profile, root = get_profile(args.profile), _root(args)
-    alignment = (
-        None
-        if args.no_feature_alignment
-        else (args.feature_alignment or profile.pretrained_encoder)
-    )
-    if alignment:
-        frozen = frozen_encoder(alignment, profile.encoder, profile, root)
-        extra.append(FeatureAlignment(frozen, args.margin, args.align_on))
-    if args.aux_segmentation:
-        segmenter = frozen_encoder(args.aux_segmentation, profile.encoder, profile, root)
-        width = SIZES[profile.encoder].embed_dim
-        extra.append(AuxSegmentation(segmenter, width, args.align_on))
-    return extra
-
-
-def _cmd_train_student(args: argparse.Namespace) -> int:
-    from dalib.train import train_student
-
-    train_student(
-        args.profile,
-        root=_root(args),
-        manifest=args.manifest,
-        resume=args.resume,
-        name=args.name,
-        perturb=not args.no_perturb,
-        cutmix=not args.no_cutmix,
-        extra_losses=_semantic_options(args),
-        trim=args.trim,
-        pool_size=args.pool_size,
-        gradient_matching=args.gradient_matching,
-        extra_labeled=_extra_labeled(args),
-        **_settings(args),
-    )
-    return 0
-
-
-def _cmd_pseudo_label(args: argparse.Namespace) -> int:
-    from dalib.pseudo import pseudo_label
-
-    result = pseudo_label(
-        args.teacher,
-        args.profile,
-        root=_root(args),
-        image_folders=args.images,
-        batch_size=args.batch_size,
-    )
-    if result.quality:
-        print(json.dumps({"manifest": str(result.manifest), "quality": result.quality}, indent=1))
-    return 0
-
-
-def _checkpoint(args: argparse.Namespace, root: Path) -> Path:
-    if args.checkpoint:
-        return Path(args.checkpoint)
-    checkpoints = root / "checkpoints"
-    found = [checkpoints / f"{n}.safetensors" for n in ("student", "teacher")]
-    return next((p for p in found if p.is_file()), found[0])
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from dalib.data import read_image
-    from dalib.model import load_checkpoint, predict
-    from dalib.pseudo import write_disparity, write_png
-    from dalib.viz import colorize
-
-    model = load_checkpoint(_checkpoint(args, artifact_root(args.profile)))
-    out = Path(args.out) if args.out else Path(".")
-    for path in map(Path, args.images):
-        disparity = predict(model, read_image(path), input_size=args.input_size)
-        write_disparity(out / f"{path.stem}.disparity.png", disparity)
-        write_png(out / f"{path.stem}.preview.png", colorize(disparity))
-        print(f"{path} -> {out / path.stem}.disparity.png, .preview.png")
-    return 0
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from dalib import evaluate
-    from dalib.model import load_checkpoint
-
-    profile, root = get_profile(args.profile), _root(args)
-    paths = [Path(p) for p in args.checkpoints] or [_checkpoint(args, root)]
-    sets = evaluate.synthetic_sets(profile, root, args.domains)
-    if not args.no_middlebury:
-        sets["middlebury"] = evaluate.middlebury_set()
-    if args.images or args.depths:
-        if not (args.images and args.depths):
-            raise SystemExit("--images and --depths go together (RGB files + 16-bit depth PNGs)")
-        test = evaluate.folder_set(args.images, args.depths, args.depth_scale, args.max_depth)
-        sets[test.name] = test
-    predictors = {
-        p.stem: evaluate.model_predictor(load_checkpoint(p), args.input_size or profile.image_size)
-        for p in paths
-    }
-    results = evaluate.zero_shot(predictors, sets, baselines=not args.no_baselines)
-    counts = ", ".join(f"{name}: {len(test)}" for name, test in sets.items())
-    print(f"zero-shot relative depth, MiDaS protocol ({counts} images)")
-    print(evaluate.results_table(results))
-    table = Path(args.table) if args.table else root / "eval" / "-".join(predictors)
-    md, js = evaluate.write_results(results, table)
-    print(f"written: {md} and {js}")
-    return 0
-
-
-def _cmd_ablation(args: argparse.Namespace) -> int:
-    from dalib.ablation import SPLITS, complete_seeds, run_ablation, run_regime_map, summarise
-    from dalib.io import atomic_write
-
-    root = _root(args)
-    if args.regime:
-        split = args.split or "validation"
-        results = run_regime_map(args.profile, args.regime, args.seeds, root, split)
-        print(
-            f"regime map ({split}): {sorted(results['runs'])} + labeled_only; written: "
-            f"{root / 'ablation' / f'regime_{split}.json'}"
-        )
-        return 0
-    split = args.split or "held_out"
-    run_ablation(args.profile, args.seeds, args.variants, root, split)
-    saved = root / "ablation" / SPLITS[split]
-    table, verdicts = summarise(complete_seeds(json.loads(saved.read_text())))  # all seeds so far
-    text = "AbsRel (lower is better), mean ± std over seeds\n\n" + table + "\n\n"
-    text += "\n".join(f"- {v}" for v in verdicts)
-    print(text)
-    with atomic_write(saved.with_suffix(".md")) as temp:
-        temp.write_text(text + "\n")
-    print(f"written: {saved} and {saved.with_suffix('.md').name}")
-    return 0
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
@@ -393,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write outputs into the notebooks themselves (how committed outputs are made)",
     )
-    p.set_defaults(func=_cmd_run_notebooks)
+    p.set_defaults(func=commands.cmd_run_notebooks)
 
     p = sub.add_parser(
         "colab",
@@ -405,13 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="write nothing; exit 1 naming what disagrees"
     )
     p.add_argument("--repo", default=".", help="the repository checkout (default: .)")
-    p.set_defaults(func=_cmd_colab)
+    p.set_defaults(func=commands.cmd_colab)
 
     p = sub.add_parser(
         "report", help="gather runs/<profile>/report.md from the sections written so far"
     )
     _add_profile(p)
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser(
         "synth", help="write a synthetic RGB-D dataset: RGB, 16-bit depth, semantic PNGs, splits"
@@ -428,12 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--depth-scale", type=float, default=256.0, help="16-bit depth code per metre (default 256)"
     )
-    p.set_defaults(func=_cmd_synth)
+    p.set_defaults(func=commands.cmd_synth)
 
     p = sub.add_parser("train-teacher", help="train the teacher on the labeled domains")
     _add_profile(p)
     _add_training(p)
-    p.set_defaults(func=_cmd_train_teacher)
+    p.set_defaults(func=commands.cmd_train_teacher)
 
     p = sub.add_parser(
         "pseudo-label", help="label the unlabeled pool with the teacher (resumable, sharded)"
@@ -449,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", nargs="*", default=(), help="more unlabeled image folders for the pool"
     )
     p.add_argument("--batch-size", type=int, default=32, help="images per teacher forward pass")
-    p.set_defaults(func=_cmd_pseudo_label)
+    p.set_defaults(func=commands.cmd_pseudo_label)
 
     p = sub.add_parser(
         "train-student", help="train a student from scratch on labeled + pseudo-labeled images"
@@ -500,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the paper's negative result: a segmentation decoder learning SOURCE's discrete "
         "masks ('synthetic' or a segmenter checkpoint)",
     )
-    p.set_defaults(func=_cmd_train_student)
+    p.set_defaults(func=commands.cmd_train_student)
 
     p = sub.add_parser("ablation", help="the paper's Table 9 at toy scale: variants a-d x seeds")
     _add_profile(p)
@@ -529,11 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the regime map instead: the full method with and without strong perturbation at "
         "these unlabeled:labeled ratios (capped at the whole pool), against labeled_only",
     )
-    p.set_defaults(func=_cmd_ablation)
+    p.set_defaults(func=commands.cmd_ablation)
 
     for name, func, text in (
-        ("predict", _cmd_predict, "image(s) -> 16-bit disparity PNG + colour preview"),
-        ("evaluate", _cmd_evaluate, "checkpoint(s) -> zero-shot AbsRel / delta1 table + baselines"),
+        ("predict", commands.cmd_predict, "image(s) -> 16-bit disparity PNG + colour preview"),
+        ("evaluate", commands.cmd_evaluate, "checkpoint(s) -> zero-shot AbsRel / delta1 table + baselines"),
     ):
         p = sub.add_parser(name, help=text)
         _add_profile(p)

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from dalib import evaluate, pseudo, semantic, synth, train
-from dalib.config import Profile, artifact_root, get_profile
+from dalib.config import Profile, resolve, run_paths
 from dalib.io import atomic_write
 from dalib.model import load_checkpoint
 from dalib.report import markdown_table
@@ -87,7 +87,7 @@ def train_variant(variant: str, seed: int, profile: Profile, root: Path) -> Path
             align=variant in ("d", "e"),
             trim=TRIM if variant == "e" else 0.0,
         )
-    path = train.run_paths(root, name)["final_path"]
+    path = run_paths(root, name)["final_path"]
     if not path.is_file():  # the student's schedule; resume: a killed run continues
         train.train_teacher(
             profile, root=root, name=name, seed=seed, steps=profile.student_steps, resume=True
@@ -108,7 +108,7 @@ def train_student_run(
     """Train student ``name`` (perturbation and CutMix both on or off, L_feat if ``align``) unless
     its checkpoint exists, after making sure the teacher's pseudo labels exist; a killed run
     resumes. Returns the checkpoint path."""
-    path = train.run_paths(root, name)["final_path"]
+    path = run_paths(root, name)["final_path"]
     if path.is_file():
         return path
     ensure_pseudo_labels(profile, root)
@@ -129,7 +129,7 @@ def train_student_run(
 
 def ensure_pseudo_labels(profile: Profile, root: Path) -> None:
     """The teacher (trained if missing) and its pseudo labels of the pool (made if missing)."""
-    if not train.run_paths(root, "teacher")["final_path"].is_file():
+    if not run_paths(root, "teacher")["final_path"].is_file():
         train.train_teacher(profile, root=root)
     pseudo.pseudo_label(profile=profile, root=root)
 
@@ -161,8 +161,7 @@ def run_ablation(
 
     Returns ``{"scores": {variant: {str(seed): {set: {abs_rel, delta1, n}}}}}`` of this call.
     """
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     seeds = list(seeds if seeds is not None else profile.seeds)
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
@@ -174,7 +173,7 @@ def run_ablation(
         for seed in seeds:
             path = train_variant(variant, seed, profile, root)
             model = evaluate.model_predictor(load_checkpoint(path), profile.image_size)
-            results["scores"].setdefault(variant, {})[str(seed)] = evaluate.evaluate(model, sets)
+            results["scores"].setdefault(variant, {})[str(seed)] = evaluate.score_predictor(model, sets)
             _merge_into(out_path, variant, seed, results["scores"][variant][str(seed)])
     return results
 
@@ -223,8 +222,7 @@ def run_regime_map(
 
     Returns ``{"runs": {name: settings}, "scores": {name: {seed: {set: {...}}}}}``.
     """
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     seeds = list(seeds if seeds is not None else profile.seeds)
     sets = scoring_sets(profile, root, split)
     runs = regime_runs(profile, ratios)
@@ -237,7 +235,7 @@ def run_regime_map(
             else:
                 path = train_regime_run(name, run, seed, profile, root)
             model = evaluate.model_predictor(load_checkpoint(path), profile.image_size)
-            results["scores"].setdefault(name, {})[str(seed)] = evaluate.evaluate(model, sets)
+            results["scores"].setdefault(name, {})[str(seed)] = evaluate.score_predictor(model, sets)
             _merge_into(out_path, name, seed, results["scores"][name][str(seed)], runs)
     return results
 

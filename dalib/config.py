@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import os
 import random
 from collections.abc import Iterator
@@ -61,7 +62,6 @@ class Profile:
     eval_every: int  # steps between evaluations on held-out domains
     checkpoint_every: int  # steps between resumable checkpoints
     seeds: tuple[int, ...]  # seeds of repeated experiments (ablations)
-    num_workers: int  # DataLoader workers
     progress: bool  # show tqdm progress bars (off in fast so nbval output is stable)
     # the DINOv2 slot: initialises the teacher's and students' encoders and is the frozen
     # encoder of L_feat: None (random init, no L_feat by default), "synthetic" (the offline
@@ -93,7 +93,6 @@ PROFILES: dict[str, Profile] = {
         eval_every=3,
         checkpoint_every=2,
         seeds=(0,),
-        num_workers=0,
         progress=False,
         pretrained_encoder="synthetic",
     ),
@@ -115,7 +114,6 @@ PROFILES: dict[str, Profile] = {
         eval_every=500,
         checkpoint_every=500,
         seeds=(0, 1, 2),
-        num_workers=0,
         progress=True,
         pretrained_encoder="synthetic",  # the stand-in for DINOv2 (dalib.standin)
     ),
@@ -137,7 +135,6 @@ PROFILES: dict[str, Profile] = {
         eval_every=1000,
         checkpoint_every=1000,
         seeds=(0, 1, 2),
-        num_workers=4,
         pretrained_encoder="dinov2",
         real_labeled=("nyuv2",),
         progress=True,
@@ -160,7 +157,6 @@ PROFILES: dict[str, Profile] = {
         eval_every=250,
         checkpoint_every=250,
         seeds=(0, 1, 2),
-        num_workers=2,  # a Colab machine's 2 CPU cores
         pretrained_encoder="dinov2",
         real_labeled=("nyuv2",),
         progress=True,
@@ -225,6 +221,17 @@ def get_device(prefer: str | None = None) -> torch.device:
     return device
 
 
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` ("auto", "off", "bf16", "fp16") on ``device`` (None: full
+    precision). "auto" uses bf16 on CUDA GPUs that have it, else fp16, and nothing on CPU, where
+    bf16 autocast made training several times slower on the 2-core development machine."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
 def cpu_count() -> int:
     """The CPUs this process may use (its affinity mask where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
@@ -268,6 +275,21 @@ def artifact_root(profile: Profile | str | None = None) -> Path:
     except OSError as err:
         raise OSError(f"cannot create the artifact folder {root}: {err}") from err
     return root
+
+
+def stable_seed(*parts: object) -> int:
+    """A 63-bit seed from the ``str`` of ``parts``; stable across runs (unlike ``hash``)."""
+    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def resolve(
+    profile: Profile | str | None, root: str | os.PathLike | None = None
+) -> tuple[Profile, Path]:
+    """(the Profile, the artifact folder) for a job's ``profile`` (a Profile, its name, or None:
+    ``$DALIB_PROFILE``) and ``root`` (None: :func:`artifact_root` of the profile)."""
+    profile = profile if isinstance(profile, Profile) else get_profile(profile)
+    return profile, Path(root) if root is not None else artifact_root(profile)
 
 
 def run_paths(root: Path, name: str) -> dict[str, Path]:

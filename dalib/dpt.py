@@ -74,7 +74,7 @@ class FeatureFusionBlock(nn.Module):
 class DPTHead(nn.Module):
     """DPT decoder: four (B, in_dim, h, w) read-outs -> (B, 1, patch*h, patch*w) disparity >= 0.
 
-    ``output="linear"`` drops the final ReLU (a metric head's logit, see :mod:`dalib.metric`).
+    ``output="linear"`` drops the final ReLU (a metric head's logit, see :mod:`dalib.metric_depth`).
     """
 
     def __init__(

@@ -27,6 +27,16 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
 INTERPOLATE_OFFSET = 0.1  # released DINOv2 (no registers): interpolate_offset=0.1, antialias=False
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # DINOv2's input statistics, per RGB channel
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize(images: Tensor) -> Tensor:
+    """Images (B, 3, H, W) in [0, 1] -> the encoder's input, ImageNet-normalised per channel
+    (same shape, dtype and device). Every model input in dalib passes through here."""
+    mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (images - mean) / std
 
 
 def resample_position_table(patch_table: Tensor, grid: tuple[int, int]) -> Tensor:

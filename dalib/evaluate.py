@@ -13,7 +13,9 @@ predictors that know nothing about the image:
   nearer"), right for a camera looking along a floor or road.
 
 Test sets: the held-out synthetic domains, the real Middlebury photograph shipped with
-scikit-image, and any folder of RGB + 16-bit depth PNGs a user has.
+scikit-image, and any folder of RGB + 16-bit depth PNGs a user has. Also here: the synthetic
+validation and held-out datasets of a profile (:func:`validation_sets`, :func:`held_out_sets`)
+and :func:`score_domains`, which scores a network on them while it trains.
 """
 
 from __future__ import annotations
@@ -26,18 +28,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from dalib import synth
-from dalib.config import Profile, artifact_root, get_profile
-from dalib.data import MOTORCYCLE_CALIBRATION, RGBDFolder, middlebury_motorcycle
+from dalib.config import Profile, resolve
+from dalib.data import (
+    MOTORCYCLE_CALIBRATION,
+    SPLIT_SEEDS,
+    RGBDFolder,
+    SynthDepthDataset,
+    middlebury_motorcycle,
+)
 from dalib.depth import stereo_depth
 from dalib.inference import predict_batch
 from dalib.metrics import relative_depth_metrics
 from dalib.report import markdown_table
 from dalib.sample import to_uint8
-from dalib.train import held_out_sets, validation_sets
 
 Predictor = Callable[[list[np.ndarray]], list[np.ndarray]]
 """uint8 images [(H_i, W_i, 3)] -> disparity maps [(H_i, W_i)] (any scale and shift)."""
@@ -79,6 +87,69 @@ def _from_dataset(name: str, dataset, max_depth: float | None) -> EvalSet:
     return EvalSet(name, images, depths, max_depth)
 
 
+def synthetic_eval_sets(
+    profile: Profile, root: Path, domains: Sequence[str], split: str
+) -> dict[str, SynthDepthDataset]:
+    """One set per domain: ``profile.n_eval`` scenes of ``split`` ("val" or "test", see
+    :data:`dalib.data.SPLIT_SEEDS`) each, at the profile's image size, cached under
+    ``root/data``."""
+    return {
+        domain: SynthDepthDataset(
+            domain,
+            profile.n_eval,
+            profile.image_size,
+            root / "data",
+            seed=SPLIT_SEEDS[split],
+            render_size=profile.render_size,
+            progress=profile.progress,
+        )
+        for domain in domains
+    }
+
+
+def held_out_sets(
+    profile: Profile, root: Path, domains: Sequence[str] = synth.HELD_OUT
+) -> dict[str, SynthDepthDataset]:
+    """The held-out domains' test sets (or those of ``domains``): for the final tables only."""
+    return synthetic_eval_sets(profile, root, domains, "test")
+
+
+def validation_sets(
+    profile: Profile, root: Path, domains: Sequence[str] = synth.VALIDATION
+) -> dict[str, SynthDepthDataset]:
+    """The validation domains' sets ("val" split): what training runs are scored on while
+    they train and every setting is chosen on."""
+    return synthetic_eval_sets(profile, root, domains, "val")
+
+
+def score_domains(
+    net: nn.Module, sets: Mapping[str, Dataset], batch_size: int = 16
+) -> dict[str, dict[str, float]]:
+    """{domain: {"abs_rel", "delta1"}} of ``net`` ([0, 1] images -> (disparity, ...)) on
+    datasets of samples (the validation scoring of every training run).
+
+    Each domain's depth is capped at its ``synth.DOMAINS[domain].max_depth`` (MiDaS protocol,
+    :func:`dalib.metrics.relative_depth_metrics`); per-image values are averaged per domain.
+    Call under ``torch.no_grad()`` with the net in eval mode.
+    """
+    device = next(net.parameters()).device
+    results = {}
+    for domain, dataset in sets.items():
+        per_image: dict[str, list[Tensor]] = {"abs_rel": [], "delta1": []}
+        for start in range(0, len(dataset), batch_size):
+            samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+            images = torch.stack([s["image"] for s in samples]).to(device)
+            depth = torch.stack([s["depth"] for s in samples]).to(device)
+            valid = torch.stack([s["valid"] for s in samples]).to(device)
+            pred = net(images)[0].float()
+            max_depth = synth.DOMAINS[domain].max_depth if domain in synth.DOMAINS else None
+            out = relative_depth_metrics(pred, depth, valid, max_depth=max_depth)
+            for key, values in per_image.items():
+                values.append(out[f"{key}_per_image"].cpu())
+        results[domain] = {k: float(torch.nanmean(torch.cat(v))) for k, v in per_image.items()}
+    return results
+
+
 def synthetic_sets(
     profile: Profile | str | None = None,
     root: str | os.PathLike | None = None,
@@ -87,8 +158,7 @@ def synthetic_sets(
     """Synthetic test sets: ``domains`` (default: :data:`dalib.synth.HELD_OUT`), the
     profile's ``n_eval`` scenes each, capped at each domain's max depth. Validation domains
     give their "val" scenes (the sets training is scored on), the others their "test" ones."""
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     domains = list(domains) if domains is not None else list(synth.HELD_OUT)
     unknown = [d for d in domains if d not in synth.DOMAINS]
     if unknown:
@@ -158,7 +228,7 @@ def model_predictor(
 # ---------------------------------------------------------------- scoring
 
 
-def evaluate(
+def score_predictor(
     predictor: Predictor, sets: Mapping[str, EvalSet], chunk: int = 64
 ) -> dict[str, dict[str, float]]:
     """``{set: {"abs_rel", "delta1", "n"}}``: means over the images with valid pixels."""
@@ -204,7 +274,7 @@ def zero_shot(
     """Score every predictor (and, with ``baselines``, :data:`BASELINES` first) on every set."""
     everyone = {**(BASELINES if baselines else {}), **predictors}
     return {
-        name: evaluate(predictor, sets)
+        name: score_predictor(predictor, sets)
         for name, predictor in tqdm(everyone.items(), desc="evaluate", disable=not progress)
     }
 
@@ -228,13 +298,17 @@ __all__ = [
     "EvalSet",
     "Predictor",
     "constant_disparity",
-    "evaluate",
     "folder_set",
     "ground_plane_prior",
+    "held_out_sets",
     "middlebury_set",
     "model_predictor",
     "results_table",
+    "score_domains",
+    "score_predictor",
+    "synthetic_eval_sets",
     "synthetic_sets",
+    "validation_sets",
     "write_results",
     "zero_shot",
 ]

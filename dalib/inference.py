@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dalib.config import amp_dtype
 from dalib.dpt import head_parameter_counts
+from dalib.encoder import normalize
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _FUSION_STAGES = (
     "refinenet4",
     "refinenet3",
@@ -67,10 +67,8 @@ def _image_tensor(image: np.ndarray | Tensor, index: int) -> Tensor:
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    dtype = amp_dtype("auto", device)
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
 
 
 @contextlib.contextmanager
@@ -106,8 +104,6 @@ def predict_batch(
     groups: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, t in enumerate(tensors):
         groups[inference_size(t.shape[1], t.shape[2], side, patch)].append(i)
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     results: list[np.ndarray | None] = [None] * len(tensors)
     with _eval_mode(model), torch.inference_mode():
         for shape, indices in groups.items():
@@ -125,7 +121,7 @@ def predict_batch(
                     ]
                 )
                 with _autocast(device):
-                    disparity = model((batch - mean) / std)
+                    disparity = model(normalize(batch))
                 for i, disp in zip(chunk, disparity.float(), strict=True):
                     full = F.interpolate(
                         disp[None, None],
@@ -215,8 +211,6 @@ def describe(model: nn.Module, input_size: int | None = None) -> str:
 
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "describe",
     "inference_size",
     "predict",

@@ -20,9 +20,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from dalib.config import stable_seed
 from dalib.depth import depth_to_disparity
 from dalib.sample import tensor_to_uint8
-from dalib.textures import stable_seed
 
 
 @dataclass(frozen=True)

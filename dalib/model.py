@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -33,7 +33,7 @@ from dalib.checkpoint import (
     save_checkpoint,
 )
 from dalib.dpt import DPTHead
-from dalib.encoder import DinoV2Encoder, resample_position_table
+from dalib.encoder import DinoV2Encoder, normalize, resample_position_table
 from dalib.inference import describe, predict, predict_batch
 from dalib.official import (
     UNUSED_OFFICIAL_KEYS,
@@ -58,7 +58,7 @@ class DepthAnything(nn.Module):
         img_size: side (px) of the position-embedding grid (518 for the released sizes).
         input_size: default inference side for ``predict`` (default img_size).
         output: "relu" (the released disparity head) or "linear" (no final ReLU: the logit
-            of a metric head, :mod:`dalib.metric`).
+            of a metric head, :mod:`dalib.metric_depth`).
         config: build from a ModelConfig instead (other size arguments are then ignored).
     """
 
@@ -105,14 +105,44 @@ class DepthAnything(nn.Module):
         self.check_input(x)
         return self.pretrained.readouts(x, self.config.layers)
 
+    def decode(self, features: list[Tensor]) -> Tensor:
+        """The four read-outs of :meth:`forward_features` -> disparity (B, H, W) >= 0.
+
+        The head's output is already patch x the token grid = (H, W), so the released model's
+        final bilinear resize + ReLU are identities here and skipped."""
+        return self.depth_head(features).squeeze(1)
+
     def forward(self, x: Tensor) -> Tensor:
         """x (B, 3, H, W), ImageNet-normalised, sides multiples of the patch -> disparity
-        (B, H, W) >= 0.
+        (B, H, W) >= 0."""
+        return self.decode(self.forward_features(x))
 
-        The head's output is already patch x the token grid = (H, W), so the released model's final
-        bilinear resize + ReLU are identities here and skipped.
-        """
-        return self.depth_head(self.forward_features(x)).squeeze(1)
+
+class DepthNet(nn.Module):
+    """A DepthAnything fed with [0, 1] images (normalised by :func:`dalib.encoder.normalize`,
+    as every model input in dalib is): what the training loop, the evaluations and the
+    notebooks call.
+
+    ``forward(images (B, 3, H, W) in [0, 1]) -> (disparity (B, H, W), features)``, where
+    ``features`` are the encoder's four read-outs, each (B, C, H/14, W/14). ``heads`` are
+    extra trainable decoders on the shared encoder (e.g. the auxiliary segmentation decoder),
+    each ``head(last read-out, (H, W)) -> Tensor``; ``forward(images, with_heads=True)`` also
+    returns their outputs ``{name: output}``. They run inside the forward so that DDP
+    synchronises their gradients like the model's.
+    """
+
+    def __init__(self, model: DepthAnything, heads: Mapping[str, nn.Module] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.heads = nn.ModuleDict(dict(heads or {}))
+
+    def forward(self, images: Tensor, with_heads: bool = False):
+        features = self.model.forward_features(normalize(images))
+        disparity = self.model.decode(features)
+        if not with_heads:
+            return disparity, features
+        size = images.shape[-2:]
+        return disparity, features, {k: h(features[-1], size) for k, h in self.heads.items()}
 
 
 # ---------------------------------------------------------------- from weights
@@ -183,6 +213,7 @@ __all__ = [
     "SIZES",
     "UNUSED_OFFICIAL_KEYS",
     "DepthAnything",
+    "DepthNet",
     "EncoderSize",
     "ModelConfig",
     "checkpoint_metadata",

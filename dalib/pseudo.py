@@ -3,7 +3,7 @@
 The pool (:func:`build_pool`) is a folder of PNG images of the profile's image size, written
 once and cached: the unlabeled synthetic domains (their hidden ground truth kept alongside in
 ``<domain>/ground_truth.npz``, never shown to the student), random crops of the photographs
-bundled with scikit-image (``dalib.textures.PHOTOS``), and the images of any folders the user
+bundled with scikit-image (``dalib.world.textures.PHOTOS``), and the images of any folders the user
 adds. :func:`pseudo_label` runs the teacher on clean pool images in batches and writes one
 16-bit PNG of disparity, normalised to 0..1 per map (``write_depth`` with scale 65535), per
 image, plus ``manifest.json`` (image and label paths, the teacher's sha256, the settings and,
@@ -28,8 +28,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from dalib import synth, textures
-from dalib.config import Profile, artifact_root, get_profile
+from dalib import synth
+from dalib.config import Profile, resolve, stable_seed
 from dalib.data import (
     SPLIT_SEEDS,
     ImageFolder,
@@ -40,11 +40,13 @@ from dalib.data import (
 )
 from dalib.depth import normalize_disparity
 from dalib.distributed import DistInfo, barrier, init_distributed, shard
+from dalib.download import sha256_of
 from dalib.inference import predict_batch
 from dalib.io import ImageReadError, atomic_write, write_depth
 from dalib.metrics import relative_depth_metrics
 from dalib.model import load_checkpoint
 from dalib.sample import fit_sample, image_to_tensor, to_uint8
+from dalib.world import textures
 
 LABEL_SCALE = 65535  # stored code per unit of normalised disparity: 0..1 -> 0..65535
 POOL_FORMAT = 1
@@ -53,7 +55,6 @@ __all__ = [
     "LABEL_SCALE",
     "PseudoLabels",
     "build_pool",
-    "file_sha256",
     "label_quality",
     "pool_size",
     "pseudo_label",
@@ -61,15 +62,6 @@ __all__ = [
     "write_disparity",
     "write_png",
 ]
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
@@ -90,7 +82,7 @@ def _photo_crops(n: int, size: int, seed: int) -> list[np.ndarray]:
             raw = np.asarray(getattr(skimage.data, name)())
             photos[name] = np.repeat(raw[..., None], 3, -1) if raw.ndim == 2 else raw[..., :3]
         photo = photos[name]
-        rng = np.random.default_rng(textures.stable_seed("pool-photo", seed, i))
+        rng = np.random.default_rng(stable_seed("pool-photo", seed, i))
         short = min(photo.shape[:2])
         side = int(rng.integers(max(size, short // 4), short + 1))
         top = int(rng.integers(0, photo.shape[0] - side + 1))
@@ -119,8 +111,7 @@ def build_pool(
     items: ``{"image": relative path, "domain", "ground_truth": npz or null, "gt_index"}``.
     A pool whose ``pool.json`` exists is reused as is.
     """
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     folders = [Path(f).resolve() for f in image_folders]
     settings = {
         "format": POOL_FORMAT,
@@ -271,8 +262,7 @@ def pseudo_label(
     Returns:
         :class:`PseudoLabels` (counts are this process's; quality is filled on rank 0).
     """
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     out = Path(out) if out is not None else root / "pseudo"
     teacher = Path(teacher) if teacher is not None else root / "checkpoints" / "teacher.safetensors"
     if not teacher.is_file():
@@ -288,7 +278,7 @@ def pseudo_label(
     index = build_pool(profile, root, image_folders, seed)  # cached now: every rank reads it
     pool = index.parent
     items = json.loads(index.read_text())["items"]
-    sha = file_sha256(teacher)
+    sha = sha256_of(teacher)
     labels = out / f"labels-{sha[:12]}"
     shape = (profile.image_size, profile.image_size)
     written, reused = _label_shard(

@@ -30,13 +30,12 @@ from tqdm.auto import tqdm
 
 from dalib import augment
 from dalib.checkpoint import read_checkpoint
-from dalib.encoder import DinoV2Encoder
-from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
-from dalib.loop import lr_factor
+from dalib.config import stable_seed
+from dalib.encoder import DinoV2Encoder, normalize
 from dalib.metrics import miou
 from dalib.model import SIZES
+from dalib.optim import lr_factor
 from dalib.sample import tensor_to_uint8
-from dalib.textures import stable_seed
 
 SEGMENTER_FORMAT = "dalib.Segmenter/1"
 
@@ -105,8 +104,6 @@ class Segmenter(nn.Module):
         self.config = SegmenterConfig(name, num_classes, side)
         self.encoder = encoder
         self.head = SegmentationHead(encoder.embed_dim, num_classes) if num_classes else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     @property
     def embed_dim(self) -> int:
@@ -115,7 +112,7 @@ class Segmenter(nn.Module):
     def features(self, images: Tensor) -> Tensor:
         """[0, 1] images (B, 3, H, W) -> last-block features (B, C, H/14, W/14)."""
         last = len(self.encoder.blocks) - 1
-        return self.encoder.readouts((images - self.mean) / self.std, [last])[0]
+        return self.encoder.readouts(normalize(images), [last])[0]
 
     def forward(self, images: Tensor) -> Tensor:
         if self.head is None:

@@ -37,6 +37,7 @@ from torch import Tensor
 from dalib import losses
 from dalib.config import Profile
 from dalib.model import DepthAnything
+from dalib.objectives import PLACEMENTS, StepContext
 from dalib.segmentation import SegmentationHead, Segmenter, load_segmenter
 from dalib.standin import (
     PRETRAINERS,
@@ -45,7 +46,6 @@ from dalib.standin import (
     semantic_training_data,
     train_semantic_encoder,
 )
-from dalib.train import PLACEMENTS, StepContext
 
 
 def match_grid(features: Tensor, grid: tuple[int, int]) -> Tensor:

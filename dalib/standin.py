@@ -40,17 +40,16 @@ from dalib import augment, synth
 from dalib.checkpoint import checkpoint_metadata, save_checkpoint
 from dalib.config import (
     Profile,
-    artifact_root,
-    get_profile,
     preserved_rng,
+    resolve,
     run_paths,
     seed_everything,
+    stable_seed,
 )
 from dalib.data import SPLIT_SEEDS, SynthDepthDataset, render_device
-from dalib.encoder import DinoV2Encoder
-from dalib.inference import IMAGENET_MEAN, IMAGENET_STD
-from dalib.loop import lr_factor
+from dalib.encoder import DinoV2Encoder, normalize
 from dalib.model import DepthAnything, load_checkpoint, load_dinov2_weights
+from dalib.optim import lr_factor
 from dalib.segmentation import (
     SEGMENTER_FORMAT,
     Segmenter,
@@ -58,7 +57,6 @@ from dalib.segmentation import (
     semantic_tensors,
     train_segmenter,
 )
-from dalib.textures import stable_seed
 
 INITS = (None, "dinov2", "synthetic", "mim")
 """Named encoder initialisations; a checkpoint path is accepted too (:func:`init_encoder`)."""
@@ -88,8 +86,7 @@ def semantic_training_data(profile: Profile, root: Path):
 def _resolve(
     profile: Profile | str | None, root: str | os.PathLike | None, steps: int | None
 ) -> tuple[Profile, Path, int]:
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     return profile, root, steps or profile.semantic_steps
 
 
@@ -186,11 +183,9 @@ class MaskedImageModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = nn.Linear(encoder.embed_dim, 3 * encoder.patch**2)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: Tensor, masks: Tensor) -> Tensor:
-        x = (images - self.mean) / self.std
+        x = normalize(images)
         tokens = self.encoder.tokens(x, masks)
         for block in self.encoder.blocks:
             tokens = block(tokens)

@@ -8,9 +8,8 @@ import pytest
 from dalib import ablation, synth
 from dalib.__main__ import main
 from dalib.checkpoint import checkpoint_metadata
-from dalib.config import get_profile
-from dalib.loop import read_log
-from dalib.train import run_paths
+from dalib.config import get_profile, run_paths
+from dalib.runlog import read_log
 from dalib.viz import regime_map
 
 PROFILE = get_profile("fast").replace(n_unlabeled=3, n_photo_crops=3, n_labeled=4, batch_size=2)

@@ -11,10 +11,9 @@ from dalib.__main__ import main
 from dalib.config import get_profile
 from dalib.data import write_depth
 from dalib.depth import depth_to_disparity
-from dalib.loop import DepthNet
-from dalib.model import DepthAnything, save_checkpoint
+from dalib.evaluate import held_out_sets, score_domains
+from dalib.model import DepthAnything, DepthNet, save_checkpoint
 from dalib.pseudo import write_png
-from dalib.train import evaluate_held_out, held_out_sets
 
 PROFILE = get_profile("fast")
 
@@ -23,10 +22,10 @@ def test_truth_scores_perfectly_and_baselines_do_not(tmp_path):
     sets = evaluate.synthetic_sets(PROFILE, tmp_path)
     for name, test in sets.items():
         truth = [depth_to_disparity(torch.from_numpy(d)).numpy() * 3 + 0.5 for d in test.depths]
-        scores = evaluate.evaluate(lambda images, t=truth: t[: len(images)], {name: test})[name]
+        scores = evaluate.score_predictor(lambda images, t=truth: t[: len(images)], {name: test})[name]
         assert scores["abs_rel"] < 1e-4 and scores["delta1"] == 1.0 and scores["n"] == len(test)
         for baseline in evaluate.BASELINES.values():
-            assert evaluate.evaluate(baseline, {name: test})[name]["abs_rel"] > 0.05
+            assert evaluate.score_predictor(baseline, {name: test})[name]["abs_rel"] > 0.05
 
 
 def test_baselines_shapes_and_values():
@@ -41,9 +40,9 @@ def test_model_scores_match_the_training_evaluation(tmp_path):
     torch.manual_seed(0)
     model = DepthAnything("micro").eval()
     sets = evaluate.synthetic_sets(PROFILE, tmp_path)
-    ours = evaluate.evaluate(evaluate.model_predictor(model, PROFILE.image_size), sets)
+    ours = evaluate.score_predictor(evaluate.model_predictor(model, PROFILE.image_size), sets)
     with torch.no_grad():
-        reference = evaluate_held_out(DepthNet(model).eval(), held_out_sets(PROFILE, tmp_path))
+        reference = score_domains(DepthNet(model).eval(), held_out_sets(PROFILE, tmp_path))
     for domain, scores in reference.items():
         assert ours[domain]["abs_rel"] == pytest.approx(scores["abs_rel"], abs=1e-3)
         assert ours[domain]["delta1"] == pytest.approx(scores["delta1"], abs=5e-3)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from dalib import losses, metric
+from dalib import losses, metric_depth
 from dalib.config import get_profile
 from dalib.model import DepthAnything, load_checkpoint, save_checkpoint
 
@@ -49,7 +49,7 @@ def test_metric_model_copies_only_the_encoder(tmp_path):
     torch.manual_seed(1)
     source = DepthAnything("micro")
     save_checkpoint(source, tmp_path / "checkpoints" / "teacher.safetensors")
-    model = metric.metric_model("teacher", PROFILE, tmp_path)
+    model = metric_depth.metric_model("teacher", PROFILE, tmp_path)
     assert model.config.output == "linear"
     for key, value in source.pretrained.state_dict().items():
         assert torch.equal(model.pretrained.state_dict()[key], value), key
@@ -57,30 +57,30 @@ def test_metric_model_copies_only_the_encoder(tmp_path):
         model.depth_head.scratch.output_conv1.weight, source.depth_head.scratch.output_conv1.weight
     )
     logits = torch.full((1, 2, 2), -50.0), torch.zeros(1, 2, 2), torch.full((1, 2, 2), 50.0)
-    assert [float(metric.to_metres(z, 10).mean()) for z in logits] == pytest.approx([0, 5, 10])
+    assert [float(metric_depth.to_metres(z, 10).mean()) for z in logits] == pytest.approx([0, 5, 10])
     with pytest.raises(FileNotFoundError, match="student.safetensors"):
-        metric.metric_model("student", PROFILE, tmp_path)
+        metric_depth.metric_model("student", PROFILE, tmp_path)
 
 
 def test_finetune_writes_a_metric_checkpoint_and_resumes_exactly(tmp_path):
     common = {"root": tmp_path, "steps": 4, "checkpoint_every": 2}
-    model, scores = metric.finetune_metric("indoor", "random", PROFILE, **common)
+    model, scores = metric_depth.finetune_metric("indoor", "random", PROFILE, **common)
     assert {"delta1", "delta2", "delta3", "abs_rel", "rmse", "log10", "rmse_log"} <= set(scores)
     assert 0 <= scores["delta1"] <= 1 and scores["rmse"] > 0
     path = tmp_path / "checkpoints" / "metric_indoor_random.safetensors"
-    again, max_depth = metric.load_metric(path)
+    again, max_depth = metric_depth.load_metric(path)
     assert max_depth == 10.0 and again.config.output == "linear"
     for key, value in model.state_dict().items():
         assert torch.equal(again.state_dict()[key], value.cpu()), key
     first = {k: v.clone() for k, v in again.state_dict().items()}
-    metric.finetune_metric("indoor", "random", PROFILE, **common, stop_after=3)
-    metric.finetune_metric("indoor", "random", PROFILE, **common, resume=True)
-    resumed, _ = metric.load_metric(path)
+    metric_depth.finetune_metric("indoor", "random", PROFILE, **common, stop_after=3)
+    metric_depth.finetune_metric("indoor", "random", PROFILE, **common, resume=True)
+    resumed, _ = metric_depth.load_metric(path)
     for key, value in resumed.state_dict().items():
         torch.testing.assert_close(value, first[key], rtol=0, atol=1e-6, msg=key)
     relative = save_checkpoint(DepthAnything("micro"), tmp_path / "relative.safetensors")
     with pytest.raises(ValueError, match="not a metric-depth checkpoint"):
-        metric.load_metric(relative)
+        metric_depth.load_metric(relative)
     assert load_checkpoint(path).config.output == "linear"  # the config rebuilds the head
 
 
@@ -88,6 +88,6 @@ def test_semantic_initialisation_fits_the_depth_model(tmp_path):
     from dalib.semantic import train_semantic_encoder
 
     frozen = train_semantic_encoder(PROFILE, root=tmp_path)
-    model = metric.metric_model("semantic", PROFILE, tmp_path)
+    model = metric_depth.metric_model("semantic", PROFILE, tmp_path)
     for key, value in frozen.encoder.state_dict().items():
         assert torch.equal(model.pretrained.state_dict()[key], value), key

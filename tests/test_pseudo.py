@@ -11,10 +11,11 @@ from dalib.config import get_profile
 from dalib.data import PseudoLabeled, read_depth, read_image
 from dalib.depth import depth_to_disparity, normalize_disparity
 from dalib.distributed import DistInfo, shard
-from dalib.loop import read_log
 from dalib.model import DepthAnything, load_checkpoint, predict, save_checkpoint
+from dalib.objectives import StepContext
 from dalib.pseudo import _label_shard, build_pool, label_quality, pseudo_label, write_disparity
-from dalib.train import StepContext, train_student
+from dalib.runlog import read_log
+from dalib.train import train_student
 
 PROFILE = get_profile("fast").replace(n_unlabeled=3, n_photo_crops=3, n_labeled=4, batch_size=2)
 
@@ -105,7 +106,7 @@ def test_pseudo_labeled_dataset_and_a_student_run(labelled):
         return ctx.features[-1].pow(2).mean() * 0
 
     student = train_student(
-        PROFILE, root=root, name="student", steps=2, extra_losses=[feature_norm], evaluate=False
+        PROFILE, root=root, name="student", steps=2, extra_losses=[feature_norm], validate=False
     )
     assert calls == [(4, 128, 4, 4)] * 2  # 2B unlabeled images, micro width 128, 56/14 tokens
     log = read_log(root / "logs" / "student.jsonl")

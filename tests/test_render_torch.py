@@ -1,4 +1,4 @@
-"""The torch renderer (dalib.raycast_torch, dalib.render_torch) against the NumPy one: the same
+"""The torch renderer (dalib.world.raycast_torch, dalib.world.render_torch) against the NumPy one: the same
 hits, the same scenes (on the CPU; on CUDA too when there is one)."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from dalib import data, geometry, render_torch, shading, synth
-from dalib.geometry import Box, Camera, Cylinder, Plane, Sphere
-from dalib.raycast_torch import trace_tensors
-from dalib.textures import Material, pattern, photo
+from dalib import data, synth
+from dalib.world import geometry, render_torch, shading
+from dalib.world.geometry import Box, Camera, Cylinder, Plane, Sphere
+from dalib.world.raycast_torch import trace_tensors
+from dalib.world.textures import Material, pattern, photo
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 

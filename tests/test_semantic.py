@@ -8,10 +8,17 @@ import torch.nn.functional as F
 
 from dalib import losses, synth
 from dalib.__main__ import main
-from dalib.config import get_profile
-from dalib.loop import DepthNet, read_log
-from dalib.model import DepthAnything, checkpoint_metadata, load_checkpoint, save_checkpoint
+from dalib.config import get_profile, run_paths
+from dalib.model import (
+    DepthAnything,
+    DepthNet,
+    checkpoint_metadata,
+    load_checkpoint,
+    save_checkpoint,
+)
+from dalib.objectives import StepContext, student_step
 from dalib.pseudo import pseudo_label
+from dalib.runlog import read_log
 from dalib.segmentation import (
     SEGMENTER_FORMAT,
     SegmentationHead,
@@ -22,7 +29,7 @@ from dalib.segmentation import (
     train_segmenter,
 )
 from dalib.semantic import AuxSegmentation, FeatureAlignment, match_grid, train_semantic_encoder
-from dalib.train import StepContext, run_paths, student_step, train_student
+from dalib.train import train_student
 
 PROFILE = get_profile("fast").replace(n_unlabeled=3, n_photo_crops=3, n_labeled=4, batch_size=2)
 K = len(synth.SEMANTIC_CLASSES)
@@ -248,7 +255,7 @@ def test_student_with_the_aux_decoder_trains_and_resumes_exactly(labelled):
     def run(name, seed, **kwargs):
         torch.manual_seed(seed)  # the fresh aux head's initial weights
         options = [FeatureAlignment(segmenter, 0.85), AuxSegmentation(segmenter, 128)]
-        common = {"root": labelled, "steps": 4, "evaluate": False, "checkpoint_every": 2}
+        common = {"root": labelled, "steps": 4, "validate": False, "checkpoint_every": 2}
         train_student(PROFILE, name=name, extra_losses=options, **common, **kwargs)
 
     run("straight", 0)

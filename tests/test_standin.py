@@ -8,6 +8,7 @@ import torch
 from dalib import standin
 from dalib.checkpoint import save_checkpoint
 from dalib.config import get_profile, run_paths
+from dalib.encoder import normalize
 from dalib.model import DepthAnything, load_checkpoint
 from dalib.segmentation import Segmenter
 from dalib.train import student_name, train_teacher
@@ -22,7 +23,7 @@ def _same_encoder(a, b) -> bool:
 
 
 def test_teacher_starts_from_the_cached_stand_in(tmp_path):
-    frozen_lr = {"steps": 1, "lr_encoder": 0.0, "lr_decoder": 0.0, "evaluate": False}
+    frozen_lr = {"steps": 1, "lr_encoder": 0.0, "lr_decoder": 0.0, "validate": False}
     teacher = train_teacher(PROFILE, root=tmp_path, **frozen_lr)
     frozen = standin.train_semantic_encoder(PROFILE, root=tmp_path)  # cached: not retrained
     assert standin.semantic_encoder_path(tmp_path).is_file()
@@ -86,10 +87,10 @@ def test_masked_image_model_learns_masked_pixels_and_caches(tmp_path):
     assert encoder.mask_token.grad is not None and encoder.mask_token.grad.abs().sum() > 0
     # a masked patch's own pixels reach the encoder only as the mask token
     with torch.no_grad():
-        tokens = encoder.tokens((images - model.mean) / model.std, masks)
+        tokens = encoder.tokens(normalize(images), masks)
         other = images.clone()
         other[0, :, :14, :14] = 0.5  # patch 0 of image 0, masked
-        assert torch.equal(tokens, encoder.tokens((other - model.mean) / model.std, masks))
+        assert torch.equal(tokens, encoder.tokens(normalize(other), masks))
 
     profile = PROFILE.replace(pretrained_encoder="mim")
     first = standin.train_mim_encoder(profile, root=tmp_path)

@@ -78,3 +78,32 @@ def test_checkpoint_and_hub_know_nothing_of_models():
     assert graph["dalib.checkpoint"] <= {"dalib.io"}
     assert graph["dalib.hub"] <= {"dalib.config", "dalib.download"}
     assert {"dalib.checkpoint", "dalib.hub", "dalib.official"} <= graph["dalib.model"]
+
+
+def _layers() -> dict[str, int]:
+    """Module -> its group's position in the map of ``dalib/__init__.py``'s docstring."""
+    layer, position = {}, -1
+    for line in dalib.__doc__.splitlines():
+        if line and not line.startswith(" "):
+            position += line[0].isupper()  # a heading starts a group
+            continue
+        for name in line.split("``")[1::2]:
+            if name.isidentifier() and name not in layer and position >= 0:
+                layer[name] = position
+    return layer
+
+
+def test_modules_import_only_from_groups_above_them_in_the_package_map():
+    layer = _layers()
+    graph = import_graph()
+    group = {m: layer.get(m.split(".")[1]) for m in graph if m != "dalib"}
+    missing = sorted(m for m, g in group.items() if g is None)
+    assert not missing, f"modules missing from dalib/__init__.py's map: {missing}"
+    wrong = [
+        f"{m} -> {t}"
+        for m, targets in graph.items()
+        if m != "dalib"
+        for t in targets
+        if group[t] > group[m]
+    ]
+    assert not wrong, "imports against the map's order: " + ", ".join(sorted(wrong))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dalib import synth
-from dalib.geometry import Box, Camera, Cylinder, Plane, Sphere, raycast
-from dalib.shading import Light, shade
-from dalib.textures import PATTERNS, PHOTOS, Material, pattern, photo
+from dalib.world.geometry import Box, Camera, Cylinder, Plane, Sphere, raycast
+from dalib.world.shading import Light, shade
+from dalib.world.textures import PATTERNS, PHOTOS, Material, pattern, photo
 
 SIZE = (48, 64)  # H, W: non-square catches swapped axes
 

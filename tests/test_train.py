@@ -13,13 +13,15 @@ import torch
 from safetensors.torch import load_file
 
 from dalib import augment, losses
-from dalib.config import get_profile
+from dalib.config import get_profile, run_paths
 from dalib.data import write_depth
-from dalib.loop import DepthNet, lr_factor, read_log
 from dalib.mixing import EpochBatches, MixedBatches, TensorSet, to_tensor_set
-from dalib.model import DepthAnything
+from dalib.model import DepthAnything, DepthNet
+from dalib.objectives import StepContext, student_step
+from dalib.optim import lr_factor
 from dalib.pseudo import write_png
-from dalib.train import StepContext, real_labeled_sets, run_paths, student_step, train_teacher
+from dalib.runlog import read_log
+from dalib.train import real_labeled_sets, train_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -86,6 +88,7 @@ def test_student_step_switches_and_loss_average(perturb, cutmix):
 
     step = student_step(0.0, perturb, cutmix, [constant])
     loss, parts = step(net, batch, torch.Generator().manual_seed(5), 0)
+    parts = {k: float(v) for k, v in parts.items()}  # detached 0-dim tensors: one sync in fit
     ctx = seen["ctx"]
     assert ctx.model is net.model and ctx.images.shape == (4, 3, 28, 28)
     assert [f.shape[0] for f in ctx.features] == [4] * 4 and ctx.features[0].requires_grad
@@ -131,7 +134,7 @@ def test_killed_teacher_resumes_to_the_same_weights(tmp_path):
     root, steps = tmp_path / "runs", 6
     profile = get_profile("fast")
     train_teacher(
-        profile, root=root, steps=steps, name="straight", evaluate=False
+        profile, root=root, steps=steps, name="straight", validate=False
     )  # eval never changes weights
 
     env = {**os.environ, "DALIB_HOME": str(tmp_path / "unused"), "OMP_NUM_THREADS": "1"}
@@ -186,14 +189,14 @@ def test_killed_teacher_resumes_to_the_same_weights(tmp_path):
 
 def test_resume_refuses_changed_settings_and_fresh_runs_drop_old_checkpoints(tmp_path):
     root = tmp_path / "runs"
-    train_teacher("fast", root=root, steps=2, name="t", evaluate=False)
+    train_teacher("fast", root=root, steps=2, name="t", validate=False)
     with pytest.raises(ValueError, match="settings changed.*lr_decoder"):
         train_teacher(
-            "fast", root=root, steps=2, name="t", evaluate=False, resume=True, lr_decoder=1e-3
+            "fast", root=root, steps=2, name="t", validate=False, resume=True, lr_decoder=1e-3
         )
     resume_dir = run_paths(root, "t")["resume_dir"]
     train_teacher(
-        "fast", root=root, steps=3, name="t", evaluate=False, stop_after=1
+        "fast", root=root, steps=3, name="t", validate=False, stop_after=1
     )  # fresh, stopped early
     assert not list(resume_dir.glob("step-*"))  # the finished run's step-2 state is gone
 

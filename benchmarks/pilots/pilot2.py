@@ -7,7 +7,7 @@ from pathlib import Path
 
 from regime import pilot_profile  # benchmarks/pilots/regime.py
 
-from dalib import ablation, evaluate, train
+from dalib import ablation, config, evaluate
 from dalib.model import load_checkpoint
 
 root = Path("runs/study/p2")
@@ -17,9 +17,9 @@ p = pilot_profile(pretrained_encoder=init)
 t0 = time.time()
 res = ablation.run_ablation(p, seeds=seeds, root=root, split="validation")
 sets = ablation.scoring_sets(p, root, "validation")
-teacher = evaluate.evaluate(
+teacher = evaluate.score_predictor(
     evaluate.model_predictor(
-        load_checkpoint(train.run_paths(root, "teacher")["final_path"]), p.image_size
+        load_checkpoint(config.run_paths(root, "teacher")["final_path"]), p.image_size
     ),
     sets,
 )

@@ -15,8 +15,8 @@ from regime import pilot_profile  # benchmarks/pilots/regime.py
 
 from dalib import ablation, evaluate, pseudo, synth, train
 from dalib.model import load_checkpoint
-from dalib.scenes import DomainSpec
-from dalib.textures import PHOTOS
+from dalib.world.scenes import DomainSpec
+from dalib.world.textures import PHOTOS
 
 ALL = ("crate", "ball", "barrel", "stack", "column", "pillar", "plinth", "wall")
 synth.DOMAINS["mixed_rooms"] = DomainSpec(

@@ -3,7 +3,7 @@
 A texture is a small square image that tiles the plane: either a scalar pattern (S, S) in
 [0, 1], mapped through two colours, or an RGB photograph (S, S, 3) in [0, 1]. A
 :class:`Material` places one on a surface: it maps surface coordinates in metres (from the
-ray caster, ``dalib.geometry``) to albedo, one linear interpolation for both kinds:
+ray caster, ``dalib.world.geometry``) to albedo, one linear interpolation for both kinds:
 ``albedo = low + (high - low) * texel``.
 
 Photographs come only from the images shipped inside scikit-image's wheel (no network):
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import colorsys
 import functools
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from dalib.config import stable_seed
 
 TEXTURE_SIZE = 64  # side of a pattern tile, texels
 PHOTO_SIZE = 128  # side a photograph is resized to, texels
@@ -31,12 +32,6 @@ PATTERNS = ("checker", "stripes", "noise", "wood", "bricks", "tiles")
 PHOTOS_GRAY = ("brick", "grass", "gravel", "moon", "camera")
 PHOTOS_RGB = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry")
 PHOTOS = PHOTOS_GRAY + PHOTOS_RGB
-
-
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed from the ``str`` of ``parts``; stable across runs (unlike ``hash``)."""
-    digest = hashlib.blake2b("\x1f".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
 
 
 def _periodic_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:

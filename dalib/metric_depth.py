@@ -25,13 +25,14 @@ from torch import Tensor, nn
 
 from dalib import augment, losses, synth
 from dalib.checkpoint import checkpoint_metadata
-from dalib.config import Profile, artifact_root, get_profile, run_paths, seed_everything
+from dalib.config import Profile, resolve, run_paths, seed_everything
 from dalib.data import SPLIT_SEEDS, SynthDepthDataset
 from dalib.distributed import init_distributed
-from dalib.loop import DepthNet, TrainSettings, fit
+from dalib.loop import Run, fit
 from dalib.metrics import metric_depth_metrics
 from dalib.mixing import MixedBatches, TensorSet
-from dalib.model import DepthAnything, load_checkpoint
+from dalib.model import DepthAnything, DepthNet, load_checkpoint
+from dalib.optim import settings_for
 from dalib.sample import tensor_to_uint8
 from dalib.segmentation import load_segmenter
 from dalib.standin import semantic_encoder_path
@@ -89,7 +90,7 @@ def evaluate_metric(
     model: nn.Module, data: TensorSet, max_depth: float, batch_size: int = 16
 ) -> dict[str, float]:
     """Metric-depth metrics (δ1..δ3, AbsRel, RMSE, log10, RMSE-log, SiLog) of a metric model
-    (as :func:`metric_model`, ImageNet-normalising :class:`dalib.loop.DepthNet` inputs)."""
+    (as :func:`metric_model`, ImageNet-normalising :class:`dalib.model.DepthNet` inputs)."""
     net = DepthNet(model).eval()
     device = next(model.parameters()).device
     preds = []
@@ -111,7 +112,7 @@ def metric_step(max_depth: float):
             batch["image"], batch["target"], batch["mask"], generator=generator
         )
         loss = losses.silog_loss(to_metres(net(images)[0], max_depth), target, mask)
-        return loss, {"loss_silog": loss.item()}
+        return loss, {"loss_silog": loss.detach()}
 
     return step_fn
 
@@ -135,43 +136,34 @@ def finetune_metric(
     ``steps`` (default ``profile.metric_steps``) and scores its test scenes
     (``profile.n_eval``). Writes ``<root>/checkpoints/metric_<kind>_<init>.safetensors``
     (its metadata holds ``max_depth``; rebuild with :func:`load_metric`). ``overrides``
-    change :class:`dalib.loop.TrainSettings` fields; ``resume`` / ``stop_after`` as for
+    change :class:`dalib.optim.TrainSettings` fields; ``resume`` / ``stop_after`` as for
     :func:`dalib.train.train_teacher`. Returns (model, its test metrics).
     """
     if kind not in METRIC_DOMAINS:
         raise ValueError(f"kind must be one of {sorted(METRIC_DOMAINS)}, got {kind!r}")
-    profile = profile if isinstance(profile, Profile) else get_profile(profile)
-    root = Path(root) if root is not None else artifact_root(profile)
+    profile, root = resolve(profile, root)
     domain = METRIC_DOMAINS[kind]
     max_depth = synth.DOMAINS[domain].max_depth
     info = init_distributed(device)
     train_set = metric_set(profile, root, domain, "train", profile.n_labeled)
     test_set = metric_set(profile, root, domain, "test", profile.n_eval)
-    settings = TrainSettings(
-        **{
-            "steps": steps or profile.metric_steps,
-            "batch_size": profile.batch_size,
-            "checkpoint_every": profile.checkpoint_every,
-            "progress": profile.progress,
-            "seed": seed,
-            **overrides,
-        }
-    )
+    settings = settings_for(profile, "metric", steps=steps, seed=seed, **overrides)
     seed_everything(seed)
     model = metric_model(init, profile, root)
     name = f"metric_{kind}_{Path(init).stem if init not in INITS else init}"
-    model = fit(
+    batches = MixedBatches(train_set, None, settings.batch_size, seed, info.rank, info.world_size)
+    run = Run(
         model,
-        metric_step(max_depth),
-        MixedBatches(train_set, None, settings.batch_size, seed, info.rank, info.world_size).batch,
+        batches.batch,
         settings,
         info,
         **run_paths(root, name),
-        evaluate=lambda net: evaluate_metric(net.model, test_set, max_depth),
+        validate=lambda net: evaluate_metric(net.model, test_set, max_depth),
         resume=resume,
-        stop_after=stop_after,
         metadata={"role": "metric", "max_depth": str(max_depth), "domain": domain, "init": init},
+        stop_after=stop_after,
     )
+    model = fit(run, metric_step(max_depth))
     return model, evaluate_metric(model, test_set, max_depth)
 
 

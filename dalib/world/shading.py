@@ -1,7 +1,7 @@
 """Lighting of the synthetic world: Lambertian shading, ambient light, cast shadows, sky, fog.
 
-:func:`shade` traces camera rays (``dalib.geometry``), looks up each hit's albedo from its
-material (``dalib.textures``) and lights it with an ambient term that favours upward faces plus
+:func:`shade` traces camera rays (``dalib.world.geometry``), looks up each hit's albedo from its
+material (``dalib.world.textures``) and lights it with an ambient term that favours upward faces plus
 one sun or point light, casting a shadow ray per lit pixel. Colours are linear RGB, about 0..1.
 """
 
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dalib.geometry import Camera, Primitive, occluded, raycast
-from dalib.textures import Material, pattern
+from dalib.world.geometry import Camera, Primitive, occluded, raycast
+from dalib.world.textures import Material, pattern
 
 INF = float("inf")
 
@@ -69,7 +69,7 @@ def shade(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Render primitives with Lambertian shading, ambient light and cast shadows.
 
-    Geometry comes from :func:`dalib.geometry.raycast`. Returns image (H, W, 3) float32 linear
+    Geometry comes from :func:`dalib.world.geometry.raycast`. Returns image (H, W, 3) float32 linear
     RGB (about 0..1), depth (H, W) float32 z-depth in metres (inf where no primitive is hit)
     and object_id (H, W) int64 (-1 where none). Rays that hit nothing see ``sky`` (black if
     None); fog blends towards the horizon colour with ``1 - exp(-distance / fog_m)``."""

@@ -2,7 +2,7 @@
 
 A :class:`DomainSpec` holds a domain's settings; :func:`build_world` draws a :class:`World`
 (primitives with semantic labels and materials, a light, a sky, fog and a camera pose) from
-a spec and a NumPy generator; objects come from the recipes in ``dalib.props``. Every finite
+a spec and a NumPy generator; objects come from the recipes in ``dalib.world.props``. Every finite
 depth stays within the spec's ``max_depth`` by construction: rooms are capped in size, the
 ground is a disc, and objects whose bounding sphere reaches further from the camera are left
 out.
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dalib.geometry import Box, Camera, Plane, Primitive, Sphere
-from dalib.props import BUILDING, CEILING, FLOOR, GROUND, RECIPES, WALL
-from dalib.shading import Light, Sky
-from dalib.textures import (
+from dalib.world.geometry import Box, Camera, Plane, Primitive, Sphere
+from dalib.world.props import BUILDING, CEILING, FLOOR, GROUND, RECIPES, WALL
+from dalib.world.shading import Light, Sky
+from dalib.world.textures import (
     N_VARIANTS,
     PATTERNS,
     PHOTOS,
@@ -46,7 +46,7 @@ class DomainSpec:
     height: tuple[float, float]  # camera height above the ground / floor
     pitch_deg: tuple[float, float]
     roll_deg: float  # |roll| <= roll_deg
-    objects: tuple[str, ...]  # recipes placed in the scene (keys of dalib.props.RECIPES)
+    objects: tuple[str, ...]  # recipes placed in the scene (keys of dalib.world.props.RECIPES)
     n_objects: tuple[int, int]
     object_scale: tuple[float, float] = (1.0, 1.0)
     # room width (x), height (y) and depth (z) ranges

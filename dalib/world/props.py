@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from dalib.geometry import Box, Cylinder, Primitive, Sphere
-from dalib.textures import Material
+from dalib.world.geometry import Box, Cylinder, Primitive, Sphere
+from dalib.world.textures import Material
 
 # one class per surface role; index 0 is the sky (no surface)
 SEMANTIC_CLASSES = (

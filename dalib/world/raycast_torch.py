@@ -1,11 +1,11 @@
-"""The ray caster of :mod:`dalib.geometry` as batched torch code, for rendering on a GPU.
+"""The ray caster of :mod:`dalib.world.geometry` as batched torch code, for rendering on a GPU.
 
 :func:`pack` puts the primitives of one scene into tensors by kind, and :func:`nearest_hits`
 intersects every ray with every primitive of a kind in one batched expression, instead of one
 primitive at a time: a few dozen kernel launches per batch of rays, so that a GPU stays busy.
 The formulas are those of ``geometry`` term by term, in float64, including its bounding-sphere
 test, so hits agree with the NumPy ray caster to rounding (the tests hold t to 1e-12 relative;
-ties between primitives go to the lower index, as there). :mod:`dalib.render_torch` shades
+ties between primitives go to the lower index, as there). :mod:`dalib.world.render_torch` shades
 with it. On the CPU this code is about 4x slower than NumPy's (it tests every ray against
 every primitive instead of culling first); it is meant for a GPU.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dalib.geometry import T_MIN, Box, Cylinder, Plane, Primitive, Sphere
+from dalib.world.geometry import T_MIN, Box, Cylinder, Plane, Primitive, Sphere
 
 _F64 = torch.float64
 
@@ -144,7 +144,7 @@ def nearest_hits(
 def trace_tensors(
     primitives: Sequence[Primitive], origins: Tensor, dirs: Tensor, chunk: int | None = None
 ) -> tuple[Tensor, Tensor]:
-    """:func:`dalib.geometry.trace` on tensors: :func:`nearest_hits` of ``primitives``."""
+    """:func:`dalib.world.geometry.trace` on tensors: :func:`nearest_hits` of ``primitives``."""
     return nearest_hits(pack(primitives, dirs.device), origins, dirs, chunk)
 
 

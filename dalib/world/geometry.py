@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dalib.textures import Material
+from dalib.world.textures import Material
 
 T_MIN = 1e-6  # hits closer than this along the ray are ignored (self-intersection guard)
 _GRAY = Material.solid((0.6, 0.6, 0.6))

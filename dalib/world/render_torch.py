@@ -1,8 +1,8 @@
-"""The renderer of :mod:`dalib.shading` as torch code: a scene traced, textured and lit on one
+"""The renderer of :mod:`dalib.world.shading` as torch code: a scene traced, textured and lit on one
 device (a GPU) in a few hundred batched operations instead of loops over primitives.
 
-:func:`shade` takes what :func:`dalib.shading.shade` takes, plus ``device``, and returns the
-same three arrays. Hits come from :mod:`dalib.raycast_torch`; normals, texture coordinates,
+:func:`shade` takes what :func:`dalib.world.shading.shade` takes, plus ``device``, and returns the
+same three arrays. Hits come from :mod:`dalib.world.raycast_torch`; normals, texture coordinates,
 texture lookups (a scene's textures stacked into one tensor), light, shadow rays, fog and sky
 are computed for every pixel at once with the formulas of ``geometry``, ``textures`` and
 ``shading`` term by term, in float64 (texels in float32, as there). Held by the tests against
@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from dalib.geometry import Box, Camera, Cylinder, Plane, Primitive, Sphere, check_size
-from dalib.raycast_torch import nearest_hits, pack
-from dalib.shading import INF, Light, Sky
-from dalib.textures import Material, pattern
+from dalib.world.geometry import Box, Camera, Cylinder, Plane, Primitive, Sphere, check_size
+from dalib.world.raycast_torch import nearest_hits, pack
+from dalib.world.shading import INF, Light, Sky
+from dalib.world.textures import Material, pattern
 
 _F64 = torch.float64
 # (device, key) -> (texture, texels (S_y, S_x, 3) float32): keyed by id for textures larger
@@ -73,7 +73,7 @@ class _Materials:
 
     def albedo(self, which: Tensor, uv: Tensor) -> Tensor:
         """Bilinearly sampled albedo (N, 3) float64 of materials ``which`` (N,) at surface
-        coordinates ``uv`` (N, 2) metres: :meth:`dalib.textures.Material.albedo`."""
+        coordinates ``uv`` (N, 2) metres: :meth:`dalib.world.textures.Material.albedo`."""
         coords = uv / self.scale[which, None]
         mirrored = 1 - (torch.remainder(coords, 2) - 1).abs()  # triangle wave over two tiles
         coords = torch.where(self.mirror[which, None], mirrored, coords)
@@ -189,7 +189,7 @@ def _surface(
 
 
 def _rays(camera: Camera, size: tuple[int, int], device: torch.device) -> Tensor:
-    """:meth:`dalib.geometry.Camera.rays` computed on ``device``: (H*W, 3) float64."""
+    """:meth:`dalib.world.geometry.Camera.rays` computed on ``device``: (H*W, 3) float64."""
     h, w = size
     v, u = torch.meshgrid(
         torch.arange(h, dtype=_F64, device=device) + 0.5,
@@ -201,7 +201,7 @@ def _rays(camera: Camera, size: tuple[int, int], device: torch.device) -> Tensor
 
 
 def sky_color(sky: Sky, dirs: Tensor) -> Tensor:
-    """:meth:`dalib.shading.Sky.color` on tensors: RGB (N, 3) float64 along ``dirs`` (N, 3)."""
+    """:meth:`dalib.world.shading.Sky.color` on tensors: RGB (N, 3) float64 along ``dirs`` (N, 3)."""
     device = dirs.device
     up = dirs[:, 1] / dirs.norm(dim=1)
     mix = up.clamp(0, 1).sqrt()[:, None]
@@ -227,7 +227,7 @@ def shade(
     fog_m: float = INF,
     device: str | torch.device = "cuda",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`dalib.shading.shade` computed on ``device``: image (H, W, 3) float32 linear RGB,
+    """:func:`dalib.world.shading.shade` computed on ``device``: image (H, W, 3) float32 linear RGB,
     depth (H, W) float32 z-depth in metres (inf: no hit) and object_id (H, W) int64 (-1: none),
     returned as NumPy arrays."""
     device = torch.device(device)
