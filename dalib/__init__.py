@@ -39,7 +39,8 @@ The method (notebooks 01-06)
     ``segmentation``  a segmentation head on the encoder, its training, mIoU
     ``standin``       the offline stand-in for DINOv2;  ``semantic``: feature alignment
     ``evaluate``      scoring: validation and held-out sets, zero-shot tests with baselines
-    ``train``         ``train_teacher``, ``train_student``;  ``pseudo``: pseudo-labelling
+    ``pool``          the unlabeled pool, written once;  ``pseudo``: the teacher labels it
+    ``train``         ``train_teacher``, ``train_student``
 
 Experiments and uses (notebooks 07-09)
     ``ablation``      Table 9 and the regime map over seeds

@@ -39,6 +39,7 @@ from dalib import evaluate, pseudo, semantic, synth, train
 from dalib.config import Profile, resolve, run_paths
 from dalib.io import atomic_write
 from dalib.model import load_checkpoint
+from dalib.pool import pool_size
 from dalib.report import markdown_table
 
 VARIANTS = {
@@ -191,7 +192,7 @@ def regime_runs(profile: Profile, ratios: Sequence[float]) -> dict[str, dict]:
     perturbation + CutMix, on ``ratio`` x the labeled images of the unlabeled pool for each
     of ``ratios`` (capped at the pool) and on the whole pool (Table 9's row d and its
     unperturbed twin), every run on the student's schedule."""
-    pool, labeled = pseudo.pool_size(profile), labeled_count(profile)
+    pool, labeled = pool_size(profile), labeled_count(profile)
     sizes = sorted({min(pool, round(r * labeled)) for r in ratios} | {pool})
     runs = {}
     for size in sizes:

@@ -65,7 +65,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     from dalib import synth
     from dalib.data import SPLIT_SEEDS, SynthDepthDataset, write_depth
-    from dalib.pseudo import to_uint8, write_png
+    from dalib.io import write_png
+    from dalib.sample import to_uint8
 
     profile = get_profile(args.profile)
     out = Path(args.out) if args.out else artifact_root(profile) / "dataset"
@@ -219,8 +220,8 @@ def _checkpoint(args: argparse.Namespace, root: Path) -> Path:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from dalib.data import read_image
+    from dalib.io import write_disparity, write_png
     from dalib.model import load_checkpoint, predict
-    from dalib.pseudo import write_disparity, write_png
     from dalib.viz import colorize
 
     model = load_checkpoint(_checkpoint(args, artifact_root(args.profile)))

@@ -1,4 +1,5 @@
-"""Robust file I/O: images in any common PIL mode, 16-bit depth PNGs, atomic writes.
+"""Robust file I/O: images in any common PIL mode, 16-bit depth PNGs (also normalised
+disparity, :func:`write_disparity`), PNG images, atomic writes.
 
 Every reader fully decodes the file, so a truncated or corrupt file fails here with an error
 naming it, not later inside a DataLoader worker. ``dalib.data`` re-exports these names.
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, PngImagePlugin
+
+from dalib.depth import normalize_disparity
 
 DEPTH_SCALE_KEY = "dalib_depth_scale"
 MAX_DEPTH_CODE = 65535  # largest value of a 16-bit PNG
@@ -234,3 +237,23 @@ def read_depth(
         raise ValueError(f"scale for depth file {path} must be positive and finite, got {scale!r}")
     codes = np.asarray(image, dtype=np.float64)
     return np.where(codes > 0, codes / scale, 0.0).astype(np.float32)
+
+
+LABEL_SCALE = 65535  # 16-bit code per unit of normalised disparity: 0..1 -> 0..65535
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write a uint8 (H, W, 3) or (H, W) array as PNG, atomically."""
+    with atomic_write(path) as temp:
+        Image.fromarray(image).save(temp, format="PNG")
+
+
+def write_disparity(path: str | os.PathLike, disparity: np.ndarray | torch.Tensor) -> None:
+    """Write a (H, W) disparity map normalised to 0..1 as a 16-bit PNG (scale LABEL_SCALE).
+
+    The map is min-max normalised (:func:`dalib.depth.normalize_disparity`) and quantised to
+    1/65535 steps, so ``read_depth(path)`` returns it in [0, 1] (0 = farthest); atomic.
+    """
+    normalised = normalize_disparity(torch.as_tensor(disparity, dtype=torch.float64))
+    codes = (normalised * LABEL_SCALE).round() / LABEL_SCALE  # exact 16-bit values; 0 stays 0
+    write_depth(path, codes, scale=LABEL_SCALE)

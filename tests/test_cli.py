@@ -12,8 +12,8 @@ import torch
 
 from dalib.__main__ import main
 from dalib.data import RGBDFolder, read_depth, read_image
+from dalib.io import write_png
 from dalib.model import DepthAnything, save_checkpoint
-from dalib.pseudo import write_png
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dalib import config, pseudo, synth
+from dalib import config, synth
+from dalib.pool import pool_size
 from dalib.report import build_report, markdown_table, write_section
 
 
@@ -105,7 +106,7 @@ def test_report_sections_joined_in_key_order():
 def test_profile_mirrors_the_papers_regime(name):
     prof = config.PROFILES[name]
     labeled = len(synth.LABELED) * prof.n_labeled
-    pool = pseudo.pool_size(prof)
+    pool = pool_size(prof)
     assert pool >= 10 * labeled  # the paper: 62M unlabeled vs 1.5M labeled
     passes = prof.student_steps * 2 * prof.batch_size / pool
     assert 0.8 <= passes <= 1.25  # the student sees each unlabeled image about once, at 1:2

@@ -12,8 +12,8 @@ from dalib.config import get_profile
 from dalib.data import write_depth
 from dalib.depth import depth_to_disparity
 from dalib.evaluate import held_out_sets, score_domains
+from dalib.io import write_png
 from dalib.model import DepthAnything, DepthNet, save_checkpoint
-from dalib.pseudo import write_png
 
 PROFILE = get_profile("fast")
 

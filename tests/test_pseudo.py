@@ -11,9 +11,11 @@ from dalib.config import get_profile
 from dalib.data import PseudoLabeled, read_depth, read_image
 from dalib.depth import depth_to_disparity, normalize_disparity
 from dalib.distributed import DistInfo, shard
+from dalib.io import write_disparity
 from dalib.model import DepthAnything, load_checkpoint, predict, save_checkpoint
 from dalib.objectives import StepContext
-from dalib.pseudo import _label_shard, build_pool, label_quality, pseudo_label, write_disparity
+from dalib.pool import build_pool
+from dalib.pseudo import _label_shard, label_quality, pseudo_label
 from dalib.runlog import read_log
 from dalib.train import train_student
 

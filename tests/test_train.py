@@ -15,11 +15,11 @@ from safetensors.torch import load_file
 from dalib import augment, losses
 from dalib.config import get_profile, run_paths
 from dalib.data import write_depth
+from dalib.io import write_png
 from dalib.mixing import EpochBatches, MixedBatches, TensorSet, to_tensor_set
 from dalib.model import DepthAnything, DepthNet
 from dalib.objectives import StepContext, student_step
 from dalib.optim import lr_factor
-from dalib.pseudo import write_png
 from dalib.runlog import read_log
 from dalib.train import real_labeled_sets, train_teacher
 
