@@ -47,7 +47,8 @@ Experiments and uses (notebooks 07-09)
     ``metric_depth``  fine-tuning to metres (notebook 09 uses ``segmentation`` above)
 
 Running it
-    ``notebooks``, ``colab``, ``diagram``, ``convert``, ``viz``; ``commands`` and
+    ``viz``           pictures;  ``predict_files``: folders of images in, disparity PNGs out
+    ``notebooks``, ``colab``, ``diagram``, ``convert``; ``commands`` and
     ``__main__``: the ``python -m dalib`` command line
 """
 

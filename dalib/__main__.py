@@ -101,8 +101,20 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_on_error(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--on-error",
+        choices=("fail", "skip"),
+        default="fail",
+        help="an unreadable image: stop naming it (default), or skip it, counted and listed",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dalib", description=__doc__)
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback of an error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     p = sub.add_parser("run-notebooks", help="execute the notebook series and write the report")
@@ -174,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--images", nargs="*", default=(), help="more unlabeled image folders for the pool"
     )
     p.add_argument("--batch-size", type=int, default=32, help="images per teacher forward pass")
+    _add_on_error(p)
     p.set_defaults(func=commands.cmd_pseudo_label)
 
     p = sub.add_parser(
@@ -269,10 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "evaluate":
             _add_evaluate(p)
         if name == "predict":
-            p.add_argument("images", nargs="+", help="image files")
+            p.add_argument(
+                "images", nargs="+", help="image files, folders (searched recursively) or globs"
+            )
             p.add_argument(
                 "--input-size", type=int, default=None, help="network side (default: the model's)"
             )
+            p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+            _add_on_error(p)
         p.set_defaults(func=func)
     return parser
 
@@ -281,7 +298,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if "OMP_NUM_THREADS" not in os.environ:  # torchrun sets it to share the cores
         set_threads()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (OSError, ValueError) as err:  # a missing or bad file, a bad value: the user's to fix
+        if args.debug:
+            raise
+        raise SystemExit(f"dalib {args.command}: error: {err} (--debug shows the traceback)") from None
 
 
 if __name__ == "__main__":

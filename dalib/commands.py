@@ -204,7 +204,9 @@ def cmd_pseudo_label(args: argparse.Namespace) -> int:
         root=_root(args),
         image_folders=args.images,
         batch_size=args.batch_size,
+        on_error=args.on_error,
     )
+    _report_skipped(result.skipped)
     if result.quality:
         print(json.dumps({"manifest": str(result.manifest), "quality": result.quality}, indent=1))
     return 0
@@ -219,19 +221,27 @@ def _checkpoint(args: argparse.Namespace, root: Path) -> Path:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from dalib.data import read_image
-    from dalib.io import write_disparity, write_png
-    from dalib.model import load_checkpoint, predict
-    from dalib.viz import colorize
+    from dalib.model import load_checkpoint
+    from dalib.predict_files import predict_files
 
     model = load_checkpoint(_checkpoint(args, artifact_root(args.profile)))
     out = Path(args.out) if args.out else Path(".")
-    for path in map(Path, args.images):
-        disparity = predict(model, read_image(path), input_size=args.input_size)
-        write_disparity(out / f"{path.stem}.disparity.png", disparity)
-        write_png(out / f"{path.stem}.preview.png", colorize(disparity))
-        print(f"{path} -> {out / path.stem}.disparity.png, .preview.png")
+    report = predict_files(
+        model, args.images, out, args.input_size, args.batch_size, args.on_error
+    )
+    print(
+        f"{report.written} images -> {out} (.disparity.png, .preview.png) at "
+        f"{report.images_per_s:.1f} images/s; {report.kept} kept (outputs existed)"
+    )
+    _report_skipped(report.skipped)
     return 0
+
+
+def _report_skipped(skipped: dict[str, str]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable images:", file=sys.stderr)
+        for path, reason in skipped.items():
+            print(f"  {path}: {reason}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

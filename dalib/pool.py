@@ -20,7 +20,7 @@ import numpy as np
 from dalib import synth
 from dalib.config import Profile, resolve, stable_seed
 from dalib.data import SPLIT_SEEDS, ImageFolder, SynthDepthDataset, render_device
-from dalib.io import atomic_write, write_png
+from dalib.io import ImageReadError, atomic_write, write_png
 from dalib.sample import fit_sample, image_to_tensor, to_uint8
 from dalib.world import textures
 
@@ -60,14 +60,19 @@ def build_pool(
     root: str | os.PathLike | None = None,
     image_folders: Sequence[str | os.PathLike] = (),
     seed: int = 0,
+    on_error: str = "fail",
 ) -> Path:
     """Write (once) the unlabeled pool; return its index file ``<pool>/pool.json``.
 
     The pool folder ``<root>/pool/<key>`` is named by a hash of every setting (sizes, counts,
     seed, renderer version, the added folders), and ``pool.json``, written last, lists the
     items: ``{"image": relative path, "domain", "ground_truth": npz or null, "gt_index"}``.
-    A pool whose ``pool.json`` exists is reused as is.
+    A pool whose ``pool.json`` exists is reused as is. ``on_error``: an unreadable file in
+    ``image_folders`` stops the build naming it ("fail"), or is left out, listed under
+    ``"skipped"`` (path -> reason) in ``pool.json`` ("skip").
     """
+    if on_error not in ("fail", "skip"):
+        raise ValueError(f"on_error must be 'fail' or 'skip', got {on_error!r}")
     profile, root = resolve(profile, root)
     folders = [Path(f).resolve() for f in image_folders]
     settings = {
@@ -121,11 +126,19 @@ def build_pool(
                 "gt_index": None,
             }
         )
+    skipped: dict[str, str] = {}
     for k, folder in enumerate(folders):
         images = ImageFolder(folder, size=profile.image_size)
-        name = f"folder{k}-{folder.name}"
-        for i in range(len(images)):
-            write_png(pool / name / f"{i:05d}.png", to_uint8(images[i]["image"]))
+        name, i = f"folder{k}-{folder.name}", 0
+        for j in range(len(images)):
+            try:
+                sample = images[j]
+            except (ImageReadError, FileNotFoundError) as err:
+                if on_error == "fail":
+                    raise
+                skipped[str(images.files[j])] = str(err)
+                continue
+            write_png(pool / name / f"{i:05d}.png", to_uint8(sample["image"]))
             items.append(
                 {
                     "image": f"{name}/{i:05d}.png",
@@ -134,8 +147,10 @@ def build_pool(
                     "gt_index": None,
                 }
             )
+            i += 1
     with atomic_write(index) as temp:
-        temp.write_text(json.dumps({"settings": settings, "items": items}, indent=1))
+        record = {"settings": settings, "items": items, "skipped": skipped}
+        temp.write_text(json.dumps(record, indent=1))
     return index
 
 

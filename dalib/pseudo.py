@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -76,12 +76,14 @@ def label_quality(items: Sequence[dict], pool: Path, labels: Path) -> dict[str, 
 
 @dataclass(frozen=True)
 class PseudoLabels:
-    """What :func:`pseudo_label` did: the manifest, labels written now / found valid, quality."""
+    """What :func:`pseudo_label` did: the manifest, labels written now / found valid, quality,
+    and the pool's unreadable images left out (path -> reason; ``on_error="skip"``)."""
 
     manifest: Path
     written: int
     reused: int
     quality: dict[str, dict[str, float]]
+    skipped: dict[str, str] = field(default_factory=dict)
 
 
 def pseudo_label(
@@ -95,6 +97,7 @@ def pseudo_label(
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    on_error: str = "fail",
 ) -> PseudoLabels:
     """Label the pool with the teacher checkpoint; resumable, atomic, sharded by rank.
 
@@ -106,6 +109,8 @@ def pseudo_label(
             in ``<out>/labels-<teacher sha256[:12]>/``, so another teacher never reuses them.
         image_folders: more unlabeled image folders for the pool.
         batch_size: images per teacher forward pass.
+        on_error: an unreadable image in ``image_folders``: "fail" (stop, naming it) or
+            "skip" (left out of the pool, listed in ``PseudoLabels.skipped``).
 
     Returns:
         :class:`PseudoLabels` (counts are this process's; quality is filled on rank 0).
@@ -121,11 +126,12 @@ def pseudo_label(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     info = init_distributed(device)
     if info.is_main:
-        build_pool(profile, root, image_folders, seed)
+        build_pool(profile, root, image_folders, seed, on_error)
     barrier()
-    index = build_pool(profile, root, image_folders, seed)  # cached now: every rank reads it
+    index = build_pool(profile, root, image_folders, seed, on_error)  # cached: every rank reads it
     pool = index.parent
-    items = json.loads(index.read_text())["items"]
+    listing = json.loads(index.read_text())
+    items = listing["items"]
     sha = sha256_of(teacher)
     labels = out / f"labels-{sha[:12]}"
     shape = (profile.image_size, profile.image_size)
@@ -171,7 +177,7 @@ def pseudo_label(
         with atomic_write(manifest) as temp:
             temp.write_text(json.dumps(record, indent=1))
     barrier()
-    return PseudoLabels(manifest, written, reused, quality)
+    return PseudoLabels(manifest, written, reused, quality, listing.get("skipped", {}))
 
 
 def _label_shard(

@@ -11,7 +11,7 @@ from dalib.config import get_profile
 from dalib.data import PseudoLabeled, read_depth, read_image
 from dalib.depth import depth_to_disparity, normalize_disparity
 from dalib.distributed import DistInfo, shard
-from dalib.io import write_disparity
+from dalib.io import ImageReadError, write_disparity, write_png
 from dalib.model import DepthAnything, load_checkpoint, predict, save_checkpoint
 from dalib.objectives import StepContext
 from dalib.pool import build_pool
@@ -130,3 +130,18 @@ def test_malformed_manifest_is_named(tmp_path):
     bad.write_text("{}")
     with pytest.raises(ValueError, match="manifest.json"):
         PseudoLabeled(bad)
+
+
+def test_a_corrupt_file_in_an_added_folder_stops_the_pool_or_is_listed(tmp_path):
+    folder = tmp_path / "mine"
+    for name in ("a.png", "c.png"):
+        write_png(folder / name, np.full((30, 30, 3), 90, np.uint8))
+    (folder / "b.png").write_bytes(b"broken")
+    profile = PROFILE.replace(n_unlabeled=1, n_photo_crops=1)
+    with pytest.raises(ImageReadError, match="b.png"):
+        build_pool(profile, tmp_path / "runs", [folder])
+    index = build_pool(profile, tmp_path / "runs", [folder], on_error="skip")
+    listing = json.loads(index.read_text())
+    added = [it["image"] for it in listing["items"] if it["domain"].startswith("folder0")]
+    assert added == ["folder0-mine/00000.png", "folder0-mine/00001.png"]
+    assert list(listing["skipped"]) == [str(folder / "b.png")]
