@@ -28,6 +28,7 @@ The model (notebooks 03, 10)
     ``checkpoint``    dalib's checkpoint file;  ``official``: the released checkpoints' layout
     ``hub``           where the released checkpoints are, verified downloads
     ``inference``     ``predict``: any image in, disparity at its size out
+    ``export``        the model as ONNX, and an ONNX Runtime session for it
 
 The method (notebooks 01-06)
     ``losses``        affine-invariant, gradient-matching, CutMix, SiLog and L_feat losses

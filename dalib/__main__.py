@@ -269,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=commands.cmd_ablation)
 
+    p = sub.add_parser("export-onnx", help="dalib checkpoint -> ONNX (batch dynamic, sides fixed)")
+    p.add_argument("checkpoint", help="dalib checkpoint (.safetensors)")
+    p.add_argument("out", help="the .onnx file to write")
+    p.add_argument(
+        "--size", type=int, default=None, help="square input side, px (default: the model's)"
+    )
+    p.set_defaults(func=commands.cmd_export_onnx)
+
     for name, func, text in (
         ("predict", commands.cmd_predict, "image(s) -> 16-bit disparity PNG + colour preview"),
         ("evaluate", commands.cmd_evaluate, "checkpoint(s) -> zero-shot AbsRel / delta1 table + baselines"),

@@ -237,6 +237,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    from dalib.export import to_onnx
+    from dalib.model import load_checkpoint
+
+    model = load_checkpoint(args.checkpoint)
+    path = to_onnx(model, args.out, args.size)
+    side = args.size or model.config.input_size
+    print(f"{args.checkpoint} -> {path} ({path.stat().st_size / 1e6:.1f} MB; input image "
+          f"(B, 3, {side}, {side}) in [0, 1], output disparity (B, {side}, {side}))")
+    return 0
+
+
 def _report_skipped(skipped: dict[str, str]) -> None:
     if skipped:
         print(f"skipped {len(skipped)} unreadable images:", file=sys.stderr)

@@ -97,7 +97,7 @@ class DinoV2Encoder(VisionTransformer):
         cached = self._pos_cache.get(key)
         if not needs_grad and cached is not None and cached[0] == self.pos_embed._version:
             return cached[1]
-        if needs_grad:
+        if needs_grad or torch.compiler.is_compiling():  # traced (compile, ONNX export): no cache
             return self._resampled(grid, dtype)
         # a normal (not inference-mode) tensor, so the cache also serves later autograd passes
         with torch.inference_mode(False), torch.no_grad():
