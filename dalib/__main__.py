@@ -297,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
                 "--input-size", type=int, default=None, help="network side (default: the model's)"
             )
             p.add_argument("--batch-size", type=int, default=8, help="images per forward pass")
+            p.add_argument(
+                "--int8",
+                action="store_true",
+                help="int8 linear layers on the CPU (torchao; faster, slightly less accurate)",
+            )
             _add_on_error(p)
         p.set_defaults(func=func)
     return parser

@@ -225,6 +225,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from dalib.predict_files import predict_files
 
     model = load_checkpoint(_checkpoint(args, artifact_root(args.profile)))
+    if args.int8:
+        from dalib.export import quantize_int8
+
+        model = quantize_int8(model)
     out = Path(args.out) if args.out else Path(".")
     report = predict_files(
         model, args.images, out, args.input_size, args.batch_size, args.on_error

@@ -1,4 +1,4 @@
-"""Export a DepthAnything to ONNX, for ONNX Runtime and other runtimes.
+"""A DepthAnything for deployment: exported to ONNX, or with int8 linear layers on the CPU.
 
 :func:`to_onnx` writes one self-contained ``.onnx`` file (weights inside) whose input
 ``image`` is (B, 3, H, W) float32 in [0, 1], RGB, and whose output ``disparity`` is
@@ -7,10 +7,18 @@ a caller only resizes to the exported sides (multiples of the patch, 14) and div
 The batch is dynamic; the sides are the ones exported. It uses torch's own exporter
 (``torch.onnx.export(..., dynamo=True)``, which needs ``onnx`` and ``onnxscript``:
 ``pip install "dalib-edu[onnx]"``); :func:`onnx_session` runs the file with ONNX Runtime.
+
+:func:`quantize_int8` is the opt-in int8 CPU path: a copy of the model whose linear layers
+(attention projections and MLPs, most of a ViT's time) compute in int8 with activations
+quantised on the fly, through torchao (``quantize_`` with
+``Int8DynamicActivationInt8WeightConfig``; ``pip install "dalib-edu[int8]"``), PyTorch's
+maintained quantisation library (``torch.ao.quantization`` is deprecated). The DPT head's
+convolutions stay fp32.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -84,4 +92,15 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None):
     )
 
 
-__all__ = ["onnx_session", "to_onnx"]
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` (on the CPU, eval mode) with dynamic int8 linear layers."""
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as err:
+        raise ImportError('the int8 path needs torchao: pip install "dalib-edu[int8]"') from err
+    quantized = copy.deepcopy(model).cpu().eval()
+    quantize_(quantized, Int8DynamicActivationInt8WeightConfig())
+    return quantized
+
+
+__all__ = ["onnx_session", "quantize_int8", "to_onnx"]
