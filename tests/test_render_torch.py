@@ -132,6 +132,12 @@ def test_datasets_rendered_by_torch_are_cached_under_their_own_key(tmp_path):
     for i in range(2):
         torch.testing.assert_close(th[i]["depth"], cpu[i]["depth"], rtol=1e-6, atol=0)
         assert (th[i]["image"] - cpu[i]["image"]).abs().max() <= 1 / 255 + 1e-6
+    for device, rendered in ((None, cpu), ("cpu", th)):  # both storage layouts read back
+        again = data.SynthDepthDataset(
+            "atrium", 2, 28, tmp_path, render_size=32, workers=1, device=device
+        )
+        for name in ("image", "depth", "sky", "semantic", "seeds"):
+            np.testing.assert_array_equal(again._scenes[0][name], rendered._scenes[0][name])
     assert data.render_device("auto") == ("cuda" if torch.cuda.is_available() else None)
     assert data.render_device(None) is None and data.render_device("cpu") == "cpu"
 
