@@ -8,6 +8,8 @@ dalib (torch, fp32, inference mode), the same graph exported by dalib.export.to_
 ONNX Runtime, and dalib.export.quantize_int8 (torchao dynamic int8 linear layers). FLOPs are
 counted once (torch.utils.flop_counter) and shown as achieved GFLOP/s against a measured fp32
 2048^2 matmul. Each runtime's output is compared with torch fp32's (max relative difference).
+Then the torch forward's time split by stage (attention, MLP, DPT head, the rest), with each
+stage's counted FLOPs, to show where it stays below the matmul peak.
 
 Accuracy cost of int8: a trained checkpoint (--checkpoint; the released weights need the
 internet) scored fp32 and int8 with the zero-shot protocol of dalib.evaluate on the held-out
@@ -19,10 +21,13 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 from bench_model import best_time, count_flops, matmul_peak  # this folder is on sys.path
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from dalib import evaluate
 from dalib.config import set_threads
@@ -65,6 +70,75 @@ def speed(args) -> None:
               f"{100 * rate / peak:.0f} % | {diff:.1e} |")
 
 
+def _stages(model: nn.Module) -> dict[str, list[nn.Module]]:
+    blocks = model.pretrained.blocks
+    return {
+        "attention (qkv, SDPA, proj)": [b.attn for b in blocks],
+        "MLP (fc1, GELU, fc2)": [b.mlp for b in blocks],
+        "DPT head": [model.depth_head],
+    }
+
+
+def stage_split(args) -> None:
+    """Where a forward's time goes: wall time per stage (forward hooks, best of --repeats
+    runs) and each stage's counted FLOPs, so that a slow stage shows as low GFLOP/s."""
+    torch.manual_seed(0)
+    model = DepthAnything(args.encoder).eval()
+    images = torch.randn(1, 3, args.side, args.side)
+    stages = _stages(model)
+    spent: dict[str, float] = {}
+    started: dict[int, float] = {}
+
+    def before(module, _inputs):
+        started[id(module)] = time.perf_counter()
+
+    def after(name):
+        def hook(module, _inputs, _output):
+            spent[name] = spent.get(name, 0.0) + time.perf_counter() - started[id(module)]
+
+        return hook
+
+    handles = [
+        handle
+        for name, modules in stages.items()
+        for m in modules
+        for handle in (m.register_forward_pre_hook(before), m.register_forward_hook(after(name)))
+    ]
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as counter:
+            model(images)
+        counts = counter.get_flop_counts()
+        best: dict[str, float] = {}
+        totals = []
+        for _ in range(args.repeats + 1):
+            spent.clear()
+            start = time.perf_counter()
+            model(images)
+            totals.append(time.perf_counter() - start)
+            for name, seconds in spent.items():
+                best[name] = min(best.get(name, seconds), seconds)
+    for handle in handles:
+        handle.remove()
+
+    def flops_of(modules: list[nn.Module]) -> float:
+        names = {m: n for n, m in model.named_modules()}
+        return sum(
+            sum(counts.get(f"DepthAnything.{names[m]}", {}).values()) for m in modules
+        )
+
+    total = min(totals)
+    print(f"\nstage split of the torch forward ({total:.3f} s, best of {len(totals)}):")
+    print("| stage | s | share | GFLOP | GFLOP/s |")
+    print("|---|---|---|---|---|")
+    rest = total
+    for name, modules in stages.items():
+        seconds, flops = best.get(name, 0.0), flops_of(modules)
+        rest -= seconds
+        print(f"| {name} | {seconds:.3f} | {100 * seconds / total:.0f} % | {flops / 1e9:.1f} | "
+              f"{flops / seconds / 1e9 if seconds else 0:.0f} |")
+    print(f"| the rest (patch embedding, norms, read-outs) | {rest:.3f} | {100 * rest / total:.0f} % | | |")
+
+
 def accuracy(args) -> None:
     path = Path(args.checkpoint)
     if not path.is_file():
@@ -98,6 +172,7 @@ def main() -> None:
     set_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     speed(args)
+    stage_split(args)
     accuracy(args)
 
 
