@@ -29,8 +29,19 @@ def _first_positive(*ts: Tensor) -> Tensor:
     return torch.where(stacked > T_MIN, stacked, torch.inf).amin(0)
 
 
-def _tensor(values, device: torch.device) -> Tensor:
-    return torch.as_tensor(np.asarray(values, dtype=np.float64), dtype=_F64, device=device)
+def as_tensor(values, device: torch.device, dtype: torch.dtype = _F64) -> Tensor:
+    """``values`` (arrays, numbers, nested lists) as a tensor on ``device``; copied first, as
+    cached NumPy arrays are read-only."""
+    return torch.as_tensor(np.array(values), dtype=dtype, device=device)
+
+
+def gather_kind(
+    primitives: Sequence[Primitive], kind: type, fields: Sequence[str], device: torch.device
+) -> tuple[list[int], list[Tensor]]:
+    """The indices of the primitives of ``kind`` and their ``fields`` stacked (one (P_kind,
+    ...) float64 tensor each)."""
+    columns = [k for k, p in enumerate(primitives) if type(p) is kind]
+    return columns, [as_tensor([getattr(primitives[k], f) for k in columns], device) for f in fields]
 
 
 def _planes(o: Tensor, d: Tensor, point: Tensor, normal: Tensor, radius: Tensor) -> Tensor:
@@ -94,13 +105,12 @@ def pack(primitives: Sequence[Primitive], device: torch.device) -> tuple[list, T
         raise TypeError(f"raycast_torch cannot trace primitives of kind {sorted(unknown)}")
     groups = []
     for kind, fields, hits in _KINDS:
-        columns = [k for k, p in enumerate(primitives) if type(p) is kind]
+        columns, values = gather_kind(primitives, kind, fields, device)
         if columns:
-            values = [_tensor([getattr(primitives[k], f) for k in columns], device) for f in fields]
             groups.append((columns, hits, values))
     bounds = [p.bound for p in primitives]
-    centre = _tensor([(0.0, 0.0, 0.0) if b is None else b[0] for b in bounds], device)
-    radius = _tensor([np.inf if b is None else b[1] for b in bounds], device)
+    centre = as_tensor([(0.0, 0.0, 0.0) if b is None else b[0] for b in bounds], device)
+    radius = as_tensor([np.inf if b is None else b[1] for b in bounds], device)
     return groups, centre.reshape(-1, 3), radius
 
 
@@ -148,4 +158,4 @@ def trace_tensors(
     return nearest_hits(pack(primitives, dirs.device), origins, dirs, chunk)
 
 
-__all__ = ["nearest_hits", "pack", "trace_tensors"]
+__all__ = ["as_tensor", "gather_kind", "nearest_hits", "pack", "trace_tensors"]

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from dalib.world.geometry import Box, Camera, Cylinder, Plane, Primitive, Sphere, check_size
-from dalib.world.raycast_torch import nearest_hits, pack
+from dalib.world.raycast_torch import as_tensor, gather_kind, nearest_hits, pack
 from dalib.world.shading import INF, Light, Sky
 from dalib.world.textures import Material, pattern
 
@@ -31,10 +31,6 @@ _TEXELS: dict[tuple[str, object], tuple[np.ndarray, Tensor]] = {}
 _TEXELS_MAX = 512
 
 
-def _tensor(values, device: torch.device, dtype: torch.dtype = _F64) -> Tensor:
-    return torch.as_tensor(np.array(values), dtype=dtype, device=device)
-
-
 def _texels(texture: np.ndarray, device: torch.device) -> Tensor:
     """``texture`` (S, S) or (S, S, 3) as RGB texels on ``device``, uploaded once."""
     key = (str(device), (texture.dtype.str, texture.item()) if texture.size == 1 else id(texture))
@@ -43,7 +39,7 @@ def _texels(texture: np.ndarray, device: torch.device) -> Tensor:
         if len(_TEXELS) >= _TEXELS_MAX:
             _TEXELS.clear()
         rgb = texture if texture.ndim == 3 else np.repeat(texture[..., None], 3, axis=2)
-        entry = _TEXELS[key] = (texture, _tensor(rgb, device, torch.float32))
+        entry = _TEXELS[key] = (texture, as_tensor(rgb, device, torch.float32))
     return entry[1]
 
 
@@ -64,12 +60,12 @@ class _Materials:
                 for t in texels.values()
             ]
         )
-        self.sides = _tensor([t.shape[:2] for t in texels.values()], device, torch.int64)
-        self.slot = _tensor([textures[id(m.texture)] for m in materials], device, torch.int64)
-        self.low = _tensor([m.low for m in materials], device, torch.float32)
-        self.high = _tensor([m.high for m in materials], device, torch.float32)
-        self.scale = _tensor([m.scale for m in materials], device)
-        self.mirror = _tensor([m.mirror for m in materials], device, torch.bool)
+        self.sides = as_tensor([t.shape[:2] for t in texels.values()], device, torch.int64)
+        self.slot = as_tensor([textures[id(m.texture)] for m in materials], device, torch.int64)
+        self.low = as_tensor([m.low for m in materials], device, torch.float32)
+        self.high = as_tensor([m.high for m in materials], device, torch.float32)
+        self.scale = as_tensor([m.scale for m in materials], device)
+        self.mirror = as_tensor([m.mirror for m in materials], device, torch.bool)
 
     def albedo(self, which: Tensor, uv: Tensor) -> Tensor:
         """Bilinearly sampled albedo (N, 3) float64 of materials ``which`` (N,) at surface
@@ -98,16 +94,6 @@ class _Materials:
         return (self.low[which] + (self.high[which] - self.low[which]) * value).double()
 
 
-def _gather(
-    primitives: Sequence[Primitive], kind: type, fields: Sequence[str], device: torch.device
-) -> tuple[list[int], list[Tensor]]:
-    """The indices of the primitives of ``kind`` and their ``fields`` stacked (one (P_kind,
-    ...) float64 tensor each)."""
-    rows = [k for k, p in enumerate(primitives) if type(p) is kind]
-    values = [_tensor([getattr(primitives[k], f) for k in rows], device) for f in fields]
-    return rows, values
-
-
 def _box_local(v: Tensor, rot: Tensor) -> Tensor:
     return torch.einsum("ni,nij->nj", v, rot)  # world -> box frame, rot: box-to-world
 
@@ -128,7 +114,7 @@ def _surface(
         (Sphere, ("centre", "radius")),
         (Cylinder, ("base", "radius", "height")),
     ):
-        rows, values = _gather(primitives, kind, fields, device)
+        rows, values = gather_kind(primitives, kind, fields, device)
         if not rows:
             continue
         lookup = torch.full((len(primitives) + 1,), -1, dtype=torch.int64, device=device)
@@ -197,7 +183,7 @@ def _rays(camera: Camera, size: tuple[int, int], device: torch.device) -> Tensor
         indexing="ij",
     )
     pix = torch.stack([u.reshape(-1), v.reshape(-1), torch.ones(h * w, dtype=_F64, device=device)])
-    return (_tensor(camera.R @ np.linalg.inv(camera.K), device) @ pix).T
+    return (as_tensor(camera.R @ np.linalg.inv(camera.K), device) @ pix).T
 
 
 def sky_color(sky: Sky, dirs: Tensor) -> Tensor:
@@ -205,7 +191,7 @@ def sky_color(sky: Sky, dirs: Tensor) -> Tensor:
     device = dirs.device
     up = dirs[:, 1] / dirs.norm(dim=1)
     mix = up.clamp(0, 1).sqrt()[:, None]
-    rgb = _tensor(sky.horizon, device) * (1 - mix) + _tensor(sky.zenith, device) * mix
+    rgb = as_tensor(sky.horizon, device) * (1 - mix) + as_tensor(sky.zenith, device) * mix
     if sky.clouds > 0:
         above = (up > 0.02)[:, None]
         plane = torch.where(above, dirs[:, [0, 2]] / dirs[:, 1:2], 0)  # on a cloud layer
@@ -233,7 +219,7 @@ def shade(
     device = torch.device(device)
     h, w = size = check_size(size)
     dirs = _rays(camera, size, device)
-    origin = _tensor(camera.position, device)
+    origin = as_tensor(camera.position, device)
     scene = pack(primitives, device)
     t, index = nearest_hits(scene, origin, dirs)
     hit = (index >= 0)[:, None]
@@ -253,20 +239,20 @@ def shade(
     else:
         albedo = torch.zeros_like(points)
     if light.position is None:
-        direction = _tensor(light.direction / np.linalg.norm(light.direction), device)
+        direction = as_tensor(light.direction / np.linalg.norm(light.direction), device)
         to_light = direction.expand_as(points)
         dist, falloff = torch.full_like(t, INF), torch.ones_like(t)
     else:
-        to_light = _tensor(light.position, device) - points
+        to_light = as_tensor(light.position, device) - points
         dist = to_light.norm(dim=1)
         to_light, falloff = to_light / dist[:, None], 1 / (1 + (dist / light.reach) ** 2)
     cos = (normals * to_light).sum(-1).clamp(min=0)  # 0 on a miss: its normal is 0
     lit = torch.nonzero(cos > 0)[:, 0]
     t_block, _ = nearest_hits(scene, points[lit] + 1e-4 * normals[lit], to_light[lit])
     cos[lit] = torch.where(t_block < dist[lit], 0, cos[lit])
-    ambient = _tensor(light.ambient, device) * (0.8 + 0.2 * normals[:, 1:2])  # sky from above
-    rgb = albedo * (ambient + _tensor(light.color, device) * (cos * falloff)[:, None])
-    horizon = _tensor(sky.horizon if sky is not None else np.zeros(3), device)
+    ambient = as_tensor(light.ambient, device) * (0.8 + 0.2 * normals[:, 1:2])  # sky from above
+    rgb = albedo * (ambient + as_tensor(light.color, device) * (cos * falloff)[:, None])
+    horizon = as_tensor(sky.horizon if sky is not None else np.zeros(3), device)
     if np.isfinite(fog_m):
         clear = torch.exp(-t_shade * dirs.norm(dim=1) / fog_m)[:, None]
         rgb = rgb * clear + horizon * (1 - clear)
