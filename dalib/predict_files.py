@@ -22,7 +22,7 @@ from pathlib import Path
 from torch import nn
 from tqdm.auto import tqdm
 
-from dalib.data import IMAGE_EXTENSIONS
+from dalib.data import ImageFolder
 from dalib.inference import predict_batch
 from dalib.io import ImageReadError, read_image, write_disparity, write_png
 from dalib.viz import colorize
@@ -30,22 +30,12 @@ from dalib.viz import colorize
 ON_ERROR = ("fail", "skip")
 
 
-def _images_under(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-
-
 def collect_images(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path]]:
     """(path, name relative to what was given) for every image that ``inputs`` names: a file
     (its own name), a folder (every image below it, recursively, by its path inside) or a glob
     pattern (each match, by its path below the pattern's fixed leading folders). Raises
-    FileNotFoundError naming an input that matches nothing, ValueError if two inputs would
-    write the same output name."""
+    FileNotFoundError naming an input that matches nothing, ValueError naming a folder without
+    images or two inputs that would write the same output name."""
     found: list[tuple[Path, Path]] = []
     for given in map(str, inputs):
         path = Path(given)
@@ -57,12 +47,8 @@ def collect_images(inputs: Sequence[str | os.PathLike]) -> list[tuple[Path, Path
             if not matches:
                 raise FileNotFoundError(f"{given}: no file matches this pattern")
             found += [(m, m.relative_to(base)) for m in matches]
-        elif path.is_dir():
-            images = _images_under(path)
-            if not images:
-                kinds = ", ".join(IMAGE_EXTENSIONS)
-                raise FileNotFoundError(f"{given}: no image files ({kinds}) in this folder")
-            found += [(p, p.relative_to(path)) for p in images]
+        elif path.is_dir():  # ImageFolder's listing: recursive, sorted, hidden names skipped
+            found += [(p, p.relative_to(path)) for p in ImageFolder(path).files]
         elif path.is_file():
             found.append((path, Path(path.name)))
         else:
@@ -88,8 +74,8 @@ class PredictReport:
 
 def outputs_of(out: Path, name: Path) -> tuple[Path, Path]:
     """The disparity PNG and the colour preview written for an input of relative ``name``."""
-    stem = out / name.parent / name.stem
-    return stem.with_name(f"{stem.name}.disparity.png"), stem.with_name(f"{stem.name}.preview.png")
+    folder = out / name.parent
+    return folder / f"{name.stem}.disparity.png", folder / f"{name.stem}.preview.png"
 
 
 def predict_files(
