@@ -38,13 +38,14 @@ def profile_scenes(p: config.Profile) -> int:
     )
 
 
-def rate(device: str | None, side: int, scenes: int, workers: int) -> float:
-    """Images/s rendering ``scenes`` of one labeled and one unlabeled domain at ``side``."""
+def rate(device: str | None, side: int, size: int, scenes: int, workers: int) -> float:
+    """Images/s rendering ``scenes`` of one labeled and one unlabeled domain at ``side`` px
+    (served at ``size``, the profile's image side)."""
     domains = (synth.LABELED[0], synth.UNLABELED[0])
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         data.SynthDepthDataset(
-            domains, scenes, min(side, 224), Path(tmp), seed=7, render_size=side,
+            domains, scenes, size, Path(tmp), seed=7, render_size=side,
             workers=workers, device=device, progress=False,
         )
         return len(domains) * scenes / (time.perf_counter() - start)
@@ -66,8 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"profile {p.name}: {total:,} scenes at {p.render_size} px; renderer "
           f"{'NumPy' if device is None else f'torch on {device}'}; {args.workers} workers on "
           f"{config.cpu_count()} CPUs; GPU: {gpu}; load {os.getloadavg()[0]:.2f}")
-    rate(device, 16, 2, 1)  # warm: bundled photos decoded, torch kernels loaded
-    measured = rate(device, p.render_size, args.scenes, args.workers)
+    rate(device, 16, 14, 2, 1)  # warm: bundled photos decoded, torch kernels loaded
+    measured = rate(device, p.render_size, p.image_size, args.scenes, args.workers)
     print(f"measured: {measured:.1f} images/s -> {total / measured / 60:.1f} min for the profile")
     if device is not None:
         per_domain = max(1, args.scenes // len(synth.DOMAINS))

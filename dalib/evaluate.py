@@ -136,13 +136,13 @@ def score_domains(
     results = {}
     for domain, dataset in sets.items():
         per_image: dict[str, list[Tensor]] = {"abs_rel": [], "delta1": []}
+        max_depth = synth.DOMAINS[domain].max_depth if domain in synth.DOMAINS else None
         for start in range(0, len(dataset), batch_size):
             samples = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
             images = torch.stack([s["image"] for s in samples]).to(device)
             depth = torch.stack([s["depth"] for s in samples]).to(device)
             valid = torch.stack([s["valid"] for s in samples]).to(device)
             pred = net(images)[0].float()
-            max_depth = synth.DOMAINS[domain].max_depth if domain in synth.DOMAINS else None
             out = relative_depth_metrics(pred, depth, valid, max_depth=max_depth)
             for key, values in per_image.items():
                 values.append(out[f"{key}_per_image"].cpu())
