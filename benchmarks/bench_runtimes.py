@@ -6,7 +6,7 @@ Speed (one image, batch 1, best of --repeats after a warm-up, this process's thr
 model of --encoder at --side px with random weights (the speed does not depend on them) in
 dalib (torch, fp32, inference mode), the same graph exported by dalib.export.to_onnx run by
 ONNX Runtime, and dalib.export.quantize_int8 (torchao dynamic int8 linear layers). FLOPs are
-counted once (torch.utils.flop_counter) and shown as achieved GFLOP/s against a measured fp32
+counted once (torch.utils.flop_counter, attention included) and shown as achieved GFLOP/s against a measured fp32
 2048^2 matmul. Each runtime's output is compared with torch fp32's (max relative difference).
 Then the torch forward's time split by stage (attention, MLP, DPT head, the rest), with each
 stage's counted FLOPs, to show where it stays below the matmul peak.
@@ -21,13 +21,15 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
-from bench_model import best_time, count_flops, matmul_peak  # this folder is on sys.path
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from bench_model import (  # this folder is on sys.path
+    best_time,
+    count_flops,
+    matmul_peak,
+    stage_split,
+)
 
 from dalib import evaluate
 from dalib.config import set_threads
@@ -35,7 +37,25 @@ from dalib.export import onnx_session, quantize_int8, to_onnx
 from dalib.model import DepthAnything, DepthNet, load_checkpoint
 
 
-def speed(args) -> None:
+def ort_matmul_peak(threads: int, side: int = 2048, repeats: int = 5) -> float:
+    """fp32 GFLOP/s of ONNX Runtime's own side x side MatMul: its GEMM kernels, not torch's."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [side, side]) for n in "ab"]
+    output = helper.make_tensor_value_info("c", TensorProto.FLOAT, [side, side])
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", inputs, [output])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    rng = np.random.default_rng(0)
+    feed = {n: rng.standard_normal((side, side), dtype=np.float32) for n in "ab"}
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx.save(model, Path(tmp) / "matmul.onnx")
+        session = onnx_session(Path(tmp) / "matmul.onnx", threads)
+        return 2 * side**3 / best_time(lambda: session.run(None, feed), repeats) / 1e9
+
+
+def speed(args, peak: float) -> None:
     torch.manual_seed(0)
     model = DepthAnything(args.encoder).eval()
     net = DepthNet(model).eval()
@@ -43,7 +63,6 @@ def speed(args) -> None:
     with torch.inference_mode():
         flops = count_flops(lambda: net(images))
         reference = net(images)[0]
-    peak = matmul_peak()
     rows = []
 
     def add(name: str, run, output) -> None:
@@ -60,83 +79,16 @@ def speed(args) -> None:
     quantized = DepthNet(quantize_int8(model)).eval()
     with torch.inference_mode():
         add("dalib, int8 linear (torchao)", lambda: quantized(images), quantized(images)[0])
-    print(f"{args.encoder} at {args.side} px, batch 1: {flops / 1e9:.1f} GFLOP; "
-          f"fp32 matmul peak {peak:.0f} GFLOP/s; {torch.get_num_threads()} threads")
-    print("| runtime | s / image | vs torch | GFLOP/s | % of matmul peak | max rel. diff |")
+    ort_peak = ort_matmul_peak(torch.get_num_threads())
+    print(f"{args.encoder} at {args.side} px, batch 1: {flops / 1e9:.1f} GFLOP (attention counted); "
+          f"fp32 2048^2 matmul: torch {peak:.0f} GFLOP/s, ONNX Runtime {ort_peak:.0f} GFLOP/s; "
+          f"{torch.get_num_threads()} threads")
+    print("| runtime | s / image | vs torch | GFLOP/s | % of torch's matmul peak | max rel. diff |")
     print("|---|---|---|---|---|---|")
     base = rows[0][1]
     for name, seconds, rate, diff in rows:
         print(f"| {name} | {seconds:.3f} | x{base / seconds:.2f} | {rate:.0f} | "
               f"{100 * rate / peak:.0f} % | {diff:.1e} |")
-
-
-def _stages(model: nn.Module) -> dict[str, list[nn.Module]]:
-    blocks = model.pretrained.blocks
-    return {
-        "attention (qkv, SDPA, proj)": [b.attn for b in blocks],
-        "MLP (fc1, GELU, fc2)": [b.mlp for b in blocks],
-        "DPT head": [model.depth_head],
-    }
-
-
-def stage_split(args) -> None:
-    """Where a forward's time goes: wall time per stage (forward hooks, best of --repeats
-    runs) and each stage's counted FLOPs, so that a slow stage shows as low GFLOP/s."""
-    torch.manual_seed(0)
-    model = DepthAnything(args.encoder).eval()
-    images = torch.randn(1, 3, args.side, args.side)
-    stages = _stages(model)
-    spent: dict[str, float] = {}
-    started: dict[int, float] = {}
-
-    def before(module, _inputs):
-        started[id(module)] = time.perf_counter()
-
-    def after(name):
-        def hook(module, _inputs, _output):
-            spent[name] = spent.get(name, 0.0) + time.perf_counter() - started[id(module)]
-
-        return hook
-
-    handles = [
-        handle
-        for name, modules in stages.items()
-        for m in modules
-        for handle in (m.register_forward_pre_hook(before), m.register_forward_hook(after(name)))
-    ]
-    with torch.inference_mode():
-        with FlopCounterMode(display=False) as counter:
-            model(images)
-        counts = counter.get_flop_counts()
-        best: dict[str, float] = {}
-        totals = []
-        for _ in range(args.repeats + 1):
-            spent.clear()
-            start = time.perf_counter()
-            model(images)
-            totals.append(time.perf_counter() - start)
-            for name, seconds in spent.items():
-                best[name] = min(best.get(name, seconds), seconds)
-    for handle in handles:
-        handle.remove()
-
-    def flops_of(modules: list[nn.Module]) -> float:
-        names = {m: n for n, m in model.named_modules()}
-        return sum(
-            sum(counts.get(f"DepthAnything.{names[m]}", {}).values()) for m in modules
-        )
-
-    total = min(totals)
-    print(f"\nstage split of the torch forward ({total:.3f} s, best of {len(totals)}):")
-    print("| stage | s | share | GFLOP | GFLOP/s |")
-    print("|---|---|---|---|---|")
-    rest = total
-    for name, modules in stages.items():
-        seconds, flops = best.get(name, 0.0), flops_of(modules)
-        rest -= seconds
-        print(f"| {name} | {seconds:.3f} | {100 * seconds / total:.0f} % | {flops / 1e9:.1f} | "
-              f"{flops / seconds / 1e9 if seconds else 0:.0f} |")
-    print(f"| the rest (patch embedding, norms, read-outs) | {rest:.3f} | {100 * rest / total:.0f} % | | |")
 
 
 def accuracy(args) -> None:
@@ -171,8 +123,9 @@ def main() -> None:
     args = parser.parse_args()
     set_threads(args.threads)
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    speed(args)
-    stage_split(args)
+    peak = matmul_peak()
+    speed(args, peak)
+    stage_split(args.encoder, args.side, args.repeats, peak)
     accuracy(args)
 
 

@@ -72,17 +72,19 @@ def main() -> None:
     parser.add_argument("--profile", default="colab", choices=sorted(config.PROFILES))
     parser.add_argument("--tflops", type=float, default=12.0,
                         help="assumed sustained TFLOP/s of the GPU (estimate; T4 fp16 ~10-15)")
+    parser.add_argument("--render-rate", type=float, default=None,
+                        help="images/s rendered in 2 workers, measured earlier (skips measuring it)")
     args = parser.parse_args()
     config.set_threads()
     p = config.get_profile(args.profile)
     f = model_flops(p.encoder, p.image_size)
-    rate = render_rate(p)
+    rate = args.render_rate or render_rate(p)
     scenes = (p.n_labeled * len(synth.LABELED) + p.n_unlabeled * len(synth.UNLABELED)
               + p.n_eval * (len(synth.VALIDATION) + len(synth.HELD_OUT)))
     print(f"profile {p.name}: {p.encoder} at {p.image_size} px (rendered at {p.render_size})")
     print(f"measured: {f['forward'] / 1e9:.1f} GFLOP forward, {f['train'] / 1e9:.1f} GFLOP "
           f"forward + backward, {f['encoder'] / 1e9:.1f} GFLOP encoder forward, per image")
-    print(f"measured: rendering {rate:.1f} images/s in 2 workers on this CPU -> "
+    print(f"{'given' if args.render_rate else 'measured'}: rendering {rate:.1f} images/s in 2 workers on this CPU -> "
           f"{scenes:,} scenes in {scenes / rate / 60:.1f} min")
     total = scenes / rate / 60
     print(f"\n| part | PFLOP | minutes at {args.tflops:g} TFLOP/s (estimate) |\n|---|---|---|")

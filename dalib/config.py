@@ -7,7 +7,7 @@ Notebooks and scripts ask :func:`get_profile` for sizes and never branch on the 
 - ``full``: the toy-scale experiment whose outputs are committed in the notebooks
   (``make run``, about an hour on 2 CPU cores).
 - ``colab``: ViT-S from DINOv2 at 196 px, sized so that the whole series fits one free Colab
-  session on a T4 (about 46 min of rendering and compute by ``benchmarks/size_colab.py``:
+  session on a T4 (about 48 min of rendering and compute by ``benchmarks/size_colab.py``:
   FLOPs and the 2-core rendering measured, the T4's speed estimated).
 - ``gpu``: the same experiment scaled for a single larger CUDA GPU (hours on a T4).
 
