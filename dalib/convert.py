@@ -25,7 +25,7 @@ _RENAMES = [  # (transformers regex, released-layout template)
     ),
     (r"backbone\.encoder\.layer\.(\d+)\.norm(\d)\.(\w+)", r"pretrained.blocks.\1.norm\2.\3"),
     (
-        r"backbone\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(\w+)",
+        r"backbone\.encoder\.layer\.(\d+)\.attention\.(?:output\.dense|o_proj)\.(\w+)",
         r"pretrained.blocks.\1.attn.proj.\2",
     ),
     (
@@ -44,9 +44,10 @@ _FUSION = re.compile(
     r"neck\.fusion_stage\.layers\.(\d)\.(projection|residual_layer(\d)\.convolution(\d))\.(\w+)"
 )
 _CONVS = re.compile(r"neck\.convs\.(\d)\.weight")
-_QKV = re.compile(
-    r"backbone\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(\w+)"
+_QKV = re.compile(  # the checkpoints' names, and transformers 5's in memory (q_proj, ...)
+    r"backbone\.encoder\.layer\.(\d+)\.attention\.(?:attention\.)?(query|key|value|[qkv]_proj)\.(\w+)"
 )
+_QKV_PARTS = {"q_proj": "query", "k_proj": "key", "v_proj": "value"}
 
 
 def _rename(key: str) -> str:
@@ -68,7 +69,7 @@ def official_from_transformers(state: Mapping[str, Tensor]) -> dict[str, Tensor]
     qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
     for key, value in state.items():
         if match := _QKV.fullmatch(key):
-            qkv.setdefault((match[1], match[3]), {})[match[2]] = value
+            qkv.setdefault((match[1], match[3]), {})[_QKV_PARTS.get(match[2], match[2])] = value
         else:
             out[_rename(key)] = value
     for (block, kind), parts in qkv.items():

@@ -452,3 +452,26 @@ def test_too_elongated_image_is_refused_before_resizing():
     assert inference_size(14, 14 * MAX_ASPECT, 14) == (14, 14 * MAX_ASPECT)
     with pytest.raises(ValueError, match=r"2x2000 is too elongated"):
         inference_size(2, 2000, 518)
+
+
+def test_transformers_attention_names_of_both_generations_convert_alike():
+    """Hub checkpoints name a block's attention ``attention.attention.{query,key,value}`` and
+    ``attention.output.dense``; transformers 5 holds them as ``attention.{q,k,v,o}_proj``."""
+    from dalib.convert import official_from_transformers
+
+    g = torch.Generator().manual_seed(0)
+    parts = {k: (torch.randn(6, 6, generator=g), torch.randn(6, generator=g)) for k in "qkvo"}
+    old, new = {}, {}
+    for k, name in zip("qkv", ("query", "key", "value")):
+        for kind, tensor in zip(("weight", "bias"), parts[k]):
+            old[f"backbone.encoder.layer.3.attention.attention.{name}.{kind}"] = tensor
+            new[f"backbone.encoder.layer.3.attention.{k}_proj.{kind}"] = tensor
+    for kind, tensor in zip(("weight", "bias"), parts["o"]):
+        old[f"backbone.encoder.layer.3.attention.output.dense.{kind}"] = tensor
+        new[f"backbone.encoder.layer.3.attention.o_proj.{kind}"] = tensor
+    a, b = official_from_transformers(old), official_from_transformers(new)
+    assert a.keys() == b.keys() == {
+        f"pretrained.blocks.3.attn.{m}.{kind}" for m in ("qkv", "proj") for kind in ("weight", "bias")
+    }
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    torch.testing.assert_close(a["pretrained.blocks.3.attn.qkv.weight"][6:12], parts["k"][0])
