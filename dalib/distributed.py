@@ -47,6 +47,12 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"environment variable {name} must be an integer, got {value!r}") from err
 
 
+def single_process(device: str | torch.device) -> DistInfo:
+    """Rank 0 of 1 on ``device``, whatever the environment: a run of one process inside a
+    torchrun job (rank 0 training a stand-in while the others wait) joins no collective."""
+    return DistInfo(0, 1, 0, torch.device(device))
+
+
 def init_distributed(device: str | torch.device | None = None) -> DistInfo:
     """Join the torchrun process group if ``WORLD_SIZE > 1`` (once); return this process's info.
 

@@ -8,7 +8,9 @@ DistributedDataParallel under torchrun, and checkpoints that resume exactly
 function and a ``step_fn`` that turns a batch into a loss. All randomness of a step (flip,
 perturbation, CutMix) comes from a generator re-seeded from (seed, rank, step), and batches
 from (seed, epoch, rank) (:mod:`dalib.mixing`), so a resumed job ends with the same weights as
-an uninterrupted one.
+an uninterrupted one. The depth models train here, and so do the segmentation heads and the
+offline stand-ins (:mod:`dalib.segmentation`, :mod:`dalib.standin`), which give ``fit`` their
+own module to call and keep no files.
 """
 
 from __future__ import annotations
@@ -44,32 +46,40 @@ class Run:
     model: the DepthAnything to train; batches: ``batches(step, device) -> batch dict``;
     settings: the optimisation (:class:`dalib.optim.TrainSettings`); info: this process
     (:func:`dalib.distributed.init_distributed`); final_path, resume_dir, log_path: where it
-    writes (:func:`dalib.config.run_paths`); validate: ``validate(net) -> dict`` logged under
+    writes (:func:`dalib.config.run_paths`; None: that file is not written, and without a
+    ``resume_dir`` there is nothing to resume); validate: ``validate(net) -> dict`` logged under
     ``"eval"`` every ``eval_every`` steps and at the end (rank 0, eval mode, no grad; ``net``
     maps [0, 1] images like :class:`~dalib.model.DepthNet`); resume: continue the latest
     checkpoint in ``resume_dir`` (a finished run returns at once), else any old one is
     deleted; metadata: str -> str stored with the final weights; stop_after: end abruptly
     after that many steps without a final checkpoint (a stand-in for a kill); heads: extra
     trainable decoders (see DepthNet) at the decoder's learning rate, whose weights live in
-    the resumable state, not in ``final_path``.
+    the resumable state, not in ``final_path``; net: the module ``step_fn`` is given (default
+    ``DepthNet(model, heads)``), whose trainable parameters must all be in ``model`` or
+    ``heads``, the ones the optimiser steps; name: the progress bar's label (default
+    ``final_path``'s stem).
     """
 
     model: nn.Module
     batches: Callable[[int, torch.device], dict]
     settings: TrainSettings
     info: DistInfo
-    final_path: Path
-    resume_dir: Path
-    log_path: Path
+    final_path: Path | None = None
+    resume_dir: Path | None = None
+    log_path: Path | None = None
     validate: Callable[[nn.Module], dict] | None = None
     resume: bool = False
     metadata: Mapping[str, str] = field(default_factory=dict)
     stop_after: int | None = None
     heads: Mapping[str, nn.Module] = field(default_factory=dict)
+    net: nn.Module | None = None
+    name: str | None = None
 
 
 def _restore(run: Run) -> tuple[nn.Module, dict | None]:
     """The model to train and the resumed state (None: a fresh run, old checkpoints gone)."""
+    if run.resume_dir is None:
+        return run.model, None
     if run.resume and (found := load_training_state(run.resume_dir)) is not None:
         model, state = found
         check_same_run(state["settings"], run.settings, run.resume_dir)
@@ -80,11 +90,30 @@ def _restore(run: Run) -> tuple[nn.Module, dict | None]:
     return run.model, None
 
 
-def _logged(loss: Tensor, parts: Mapping[str, Tensor | float]) -> dict[str, float]:
+def _net(run: Run, model: nn.Module, heads: nn.ModuleDict) -> nn.Module:
+    """The module ``step_fn`` is given: ``run.net`` or a DepthNet of ``model`` and ``heads``."""
+    if run.net is None:
+        return DepthNet(model, heads)
+    if run.resume_dir is not None:
+        raise ValueError("a Run with its own net keeps no resume state: leave resume_dir None")
+    stepped = {id(p) for p in (*model.parameters(), *heads.parameters())}
+    missed = [n for n, p in run.net.named_parameters() if p.requires_grad and id(p) not in stepped]
+    if missed:
+        raise ValueError(
+            f"Run.net has trainable parameters outside model and heads, which the optimiser "
+            f"would not step: {missed[:3]}"
+        )
+    return run.net
+
+
+def _logged(loss: Tensor, parts: Mapping[str, Tensor | float], info: DistInfo) -> dict[str, float]:
     """The step's loss and parts as floats, averaged over processes, in one host sync."""
     values = [loss.detach().float().reshape(())]
-    values += [torch.as_tensor(v, device=loss.device).detach().float().reshape(()) for v in parts.values()]
-    means = all_reduce_mean(torch.stack(values)).tolist()
+    values += [
+        torch.as_tensor(v, device=loss.device).detach().float().reshape(()) for v in parts.values()
+    ]
+    stacked = torch.stack(values)
+    means = (all_reduce_mean(stacked) if info.distributed else stacked).tolist()
     return {"loss": means[0], **dict(zip(parts, means[1:]))}
 
 
@@ -92,44 +121,48 @@ def fit(run: Run, step_fn: StepFn) -> nn.Module:
     """Train ``run.model`` for ``run.settings.steps`` steps of ``step_fn``; write
     ``run.final_path``; return the trained model."""
     settings, info, device = run.settings, run.info, run.info.device
+    sync = barrier if info.distributed else lambda: None  # a lone process (e.g. rank 0
+    # training a stand-in while the others wait) must not enter the group's collectives
     model, state = _restore(run)
     start = state["step"] if state is not None else 0
-    barrier()
+    sync()
     model = model.to(device).train()
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net = DepthNet(model, run.heads).to(device)
+    heads = nn.ModuleDict(dict(run.heads))
+    net = _net(run, model, heads).to(device).train()
     trained = (
         DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
         if info.distributed
         else net
     )
-    optimizer = make_optimizer(model, settings, net.heads.parameters())
+    optimizer = make_optimizer(model, settings, heads.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, settings.steps, settings.warmup)
     )
     dtype = amp_dtype(settings.amp, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     if state is not None:
-        net.heads.load_state_dict(state.get("heads", {}))
+        heads.load_state_dict(state.get("heads", {}))
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"])
-    log = MetricsLog(run.log_path, info.is_main, keep_until=start if state is not None else None)
+    keep_until = start if state is not None else None
+    log = MetricsLog(run.log_path, info.is_main and run.log_path is not None, keep_until)
     generator = torch.Generator(device)
     autocast = (
         (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
     )
 
     def checkpoint(done: int) -> None:
-        if info.is_main:
+        if info.is_main and run.resume_dir is not None:
             snapshot = {
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "settings": asdict(settings),
-                "heads": net.heads.state_dict(),
+                "heads": heads.state_dict(),
             }
             save_training_state(run.resume_dir, done, model, snapshot)
 
@@ -143,7 +176,7 @@ def fit(run: Run, step_fn: StepFn) -> nn.Module:
     bar = tqdm(
         total=settings.steps,
         initial=start,
-        desc=run.final_path.stem,
+        desc=run.name or (run.final_path.stem if run.final_path else "training"),
         disable=not (settings.progress and info.is_main),
     )
     for step in range(start, settings.steps):
@@ -163,7 +196,7 @@ def fit(run: Run, step_fn: StepFn) -> nn.Module:
         lrs = {f"lr_{g['name']}": g["lr"] for g in optimizer.param_groups}
         scheduler.step()
         done = step + 1
-        values = _logged(loss, parts)  # the step's one host sync: timing includes its compute
+        values = _logged(loss, parts, info)  # the step's one host sync: timing includes its compute
         images = sum(v.shape[0] for k, v in batch.items() if k.endswith("image")) * info.world_size
         seconds = time.perf_counter() - started
         speed = images / seconds
@@ -186,9 +219,9 @@ def fit(run: Run, step_fn: StepFn) -> nn.Module:
     if state is None or start < settings.steps:
         validate(settings.steps)
         checkpoint(settings.steps)
-    if info.is_main:
+    if info.is_main and run.final_path is not None:
         save_checkpoint(model, run.final_path, {"step": str(settings.steps), **run.metadata})
-    barrier()
+    sync()
     return model
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from dalib.config import Profile
+from dalib.encoder import DinoV2Encoder
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,12 @@ class TrainSettings:
 def make_optimizer(
     model: nn.Module, settings: TrainSettings, extra: Iterable[nn.Parameter] = ()
 ) -> torch.optim.AdamW:
-    """AdamW over two groups: ``model.pretrained`` (encoder lr), the rest and ``extra``
-    (decoder lr)."""
-    encoder = [p for p in model.pretrained.parameters() if p.requires_grad]
+    """AdamW over two groups: the DINOv2 encoder in ``model`` (the
+    :class:`~dalib.encoder.DinoV2Encoder` it holds: ``pretrained`` in a DepthAnything,
+    ``encoder`` in a Segmenter) at the encoder lr, the rest and ``extra`` at the decoder lr.
+    Frozen parameters (``requires_grad`` False) are left out."""
+    vits = [m for m in model.modules() if isinstance(m, DinoV2Encoder)]
+    encoder = [p for vit in vits for p in vit.parameters() if p.requires_grad]
     ids = {id(p) for p in encoder}
     decoder = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
     decoder += [p for p in extra if p.requires_grad]

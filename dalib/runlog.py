@@ -15,7 +15,7 @@ from dalib.io import atomic_write
 class MetricsLog:
     """JSON lines, one record per step (and per evaluation); written by rank 0 only."""
 
-    def __init__(self, path: Path, enabled: bool, keep_until: int | None) -> None:
+    def __init__(self, path: Path | None, enabled: bool, keep_until: int | None) -> None:
         self.path, self.enabled = path, enabled
         if not enabled:
             return

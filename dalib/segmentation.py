@@ -26,15 +26,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from dalib import augment
 from dalib.checkpoint import read_checkpoint
 from dalib.config import stable_seed
+from dalib.distributed import single_process
 from dalib.encoder import DinoV2Encoder, normalize
+from dalib.loop import Run, fit
 from dalib.metrics import miou
 from dalib.model import SIZES
-from dalib.optim import lr_factor
+from dalib.optim import TrainSettings
 from dalib.sample import tensor_to_uint8
 
 SEGMENTER_FORMAT = "dalib.Segmenter/1"
@@ -158,6 +159,16 @@ def semantic_tensors(datasets: Sequence[Dataset]) -> tuple[Tensor, Tensor]:
 # ---------------------------------------------------------------- training and evaluation
 
 
+def draw_flipped(
+    images: Tensor, maps: Tensor, size: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """``size`` samples drawn with replacement from uint8 ``images`` (N, 3, H, W) and their
+    ``maps`` (N, H, W), each pair flipped left-right with probability 1/2: (images (size, 3,
+    H, W) float in [0, 1], maps (size, H, W)). Both draws come from ``generator``, in turn."""
+    pick = torch.randint(len(images), (size,), generator=generator)
+    return augment.hflip(images[pick].float().div(255), maps[pick], generator=generator)
+
+
 def train_segmenter(
     model: Segmenter,
     images: Tensor,
@@ -173,48 +184,54 @@ def train_segmenter(
 ) -> list[float]:
     """Train ``model`` by cross-entropy on (images uint8 (N,3,H,W), labels int (N,H,W)).
 
-    ``lr_encoder`` = 0 freezes the encoder (a linear probe: eval mode, no gradient); > 0
-    fine-tunes it too. AdamW (weight decay 0.01), 5% linear warm-up then linear decay, random
-    horizontal flips and, with ``perturb``, the student's strong colour perturbations. Batches
-    are drawn with replacement from a generator seeded by ``seed``. Returns the loss per step.
+    ``lr_encoder`` = 0 freezes the encoder (a linear probe: no gradient; the ViT has no
+    dropout, so its train mode changes nothing); > 0 fine-tunes it too. It trains on
+    :func:`dalib.loop.fit` (AdamW, weight decay 0.01, 5% linear warm-up then linear decay, no
+    clipping, float32, on the model's device), with random horizontal flips and, with
+    ``perturb``, the student's strong colour perturbations. Batches are drawn with
+    replacement, in turn, from one generator seeded by ``seed``; nothing is written to disk.
+    Returns the loss per step.
     """
     if model.head is None:
         raise ValueError("train_segmenter needs a Segmenter with a head (num_classes > 0)")
     if images.shape[0] != labels.shape[0] or images.shape[-2:] != labels.shape[-2:]:
         raise ValueError(f"images {tuple(images.shape)} and labels {tuple(labels.shape)} differ")
-    device = next(model.parameters()).device
     finetune = lr_encoder > 0
     model.requires_grad_(True)
     model.encoder.requires_grad_(finetune)
     model.encoder.mask_token.requires_grad_(False)  # never used by a forward
-    groups = [{"params": list(model.head.parameters()), "lr": lr_head}]
-    if finetune:
-        encoder = [p for p in model.encoder.parameters() if p.requires_grad]
-        groups.append({"params": encoder, "lr": lr_encoder})
-    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, 0.05))
+    settings = TrainSettings(
+        steps,
+        batch_size,
+        lr_encoder,
+        lr_head,
+        warmup=0.05,
+        clip_norm=0.0,
+        amp="off",
+        seed=seed,
+        progress=progress,
+    )
     generator = torch.Generator().manual_seed(stable_seed("segmenter", seed))
-    history = []
-    model.train()
-    model.encoder.train(finetune)
-    for _ in tqdm(range(steps), desc=desc, disable=not progress):
-        pick = torch.randint(len(images), (batch_size,), generator=generator)
-        batch = images[pick].float().div(255)
-        target = labels[pick]
-        batch, target = augment.hflip(batch, target, generator=generator)
+
+    def batches(step: int, device: torch.device) -> dict[str, Tensor]:  # drawn in turn
+        batch, target = draw_flipped(images, labels, batch_size, generator)
         if perturb:
             batch = augment.strong_perturbation(batch, generator)
-        batch, target = batch.to(device), target.to(device)
+        return {"image": batch.to(device), "semantic": target.to(device)}
+
+    losses: list[Tensor] = []
+
+    def step(net: Segmenter, batch: dict, _generator: torch.Generator, _step: int):
         with torch.set_grad_enabled(finetune):
-            features = model.features(batch)
-        loss = F.cross_entropy(model.head(features, batch.shape[-2:]), target)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        history.append(loss.item())
+            features = net.features(batch["image"])
+        loss = F.cross_entropy(net.head(features, batch["image"].shape[-2:]), batch["semantic"])
+        losses.append(loss.detach())
+        return loss, {}
+
+    device = next(model.parameters()).device
+    fit(Run(model, batches, settings, single_process(device), net=model, name=desc), step)
     model.eval().requires_grad_(False)
-    return history
+    return torch.stack(losses).tolist()
 
 
 @torch.no_grad()
@@ -242,6 +259,7 @@ __all__ = [
     "SegmentationHead",
     "Segmenter",
     "SegmenterConfig",
+    "draw_flipped",
     "evaluate_segmenter",
     "load_segmenter",
     "segment",

@@ -34,9 +34,8 @@ from pathlib import Path
 import torch
 from einops import rearrange
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
-from dalib import augment, synth
+from dalib import synth
 from dalib.checkpoint import checkpoint_metadata, save_checkpoint
 from dalib.config import (
     Profile,
@@ -47,12 +46,15 @@ from dalib.config import (
     stable_seed,
 )
 from dalib.data import SPLIT_SEEDS, SynthDepthDataset, render_device
+from dalib.distributed import single_process
 from dalib.encoder import DinoV2Encoder, normalize
+from dalib.loop import Run, fit
 from dalib.model import DepthAnything, load_checkpoint, load_dinov2_weights
-from dalib.optim import lr_factor
+from dalib.optim import TrainSettings
 from dalib.segmentation import (
     SEGMENTER_FORMAT,
     Segmenter,
+    draw_flipped,
     load_segmenter,
     semantic_tensors,
     train_segmenter,
@@ -235,24 +237,38 @@ def _train_mim(
     images, _ = semantic_training_data(profile, root)
     seed_everything(seed)
     encoder = Segmenter(profile.encoder, 0).encoder
-    model = MaskedImageModel(encoder).train()
+    model = MaskedImageModel(encoder)
     encoder.mask_token.requires_grad_(True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=0.05)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, 0.05))
+    size = 2 * profile.batch_size
+    settings = TrainSettings(
+        steps,
+        size,
+        lr_encoder=3e-4,
+        lr_decoder=3e-4,
+        weight_decay=0.05,
+        clip_norm=0.0,
+        amp="off",
+        seed=seed,
+        progress=profile.progress,
+    )
     generator = torch.Generator().manual_seed(stable_seed("mim", seed))
     tokens = (profile.image_size // encoder.patch) ** 2
-    for _ in tqdm(range(steps), desc="masked image model", disable=not profile.progress):
-        pick = torch.randint(len(images), (2 * profile.batch_size,), generator=generator)
-        batch = images[pick].float().div(255)
-        batch = augment.hflip(batch, batch[:, 0], generator=generator)[0]
-        masks = torch.rand(len(pick), tokens, generator=generator) < mask_ratio
-        loss = model(batch, masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
+
+    def batches(step: int, device: torch.device) -> dict[str, Tensor]:  # drawn in turn
+        batch = draw_flipped(images, images[:, 0], size, generator)[0]
+        masks = torch.rand(size, tokens, generator=generator) < mask_ratio
+        return {"image": batch.to(device), "masks": masks.to(device)}
+
+    losses: list[Tensor] = []
+
+    def step(net: MaskedImageModel, batch: dict, _generator: torch.Generator, _step: int):
+        losses.append(net(batch["image"], batch["masks"]))
+        return losses[-1], {}
+
+    run = Run(model, batches, settings, single_process("cpu"), net=model, name="masked image model")
+    fit(run, step)
     encoder.mask_token.requires_grad_(False)
-    return Segmenter(encoder, 0), loss.item()
+    return Segmenter(encoder, 0), losses[-1].item()
 
 
 PRETRAINERS = {"synthetic": train_semantic_encoder, "mim": train_mim_encoder}

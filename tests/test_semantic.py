@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dalib import losses, synth
+from dalib import augment, losses, synth
 from dalib.__main__ import main
-from dalib.config import get_profile, run_paths
+from dalib.config import get_profile, run_paths, stable_seed
 from dalib.model import (
     DepthAnything,
     DepthNet,
@@ -17,6 +17,7 @@ from dalib.model import (
     save_checkpoint,
 )
 from dalib.objectives import StepContext, student_step
+from dalib.optim import lr_factor
 from dalib.pseudo import pseudo_label
 from dalib.runlog import read_log
 from dalib.segmentation import (
@@ -216,6 +217,55 @@ def test_probe_freezes_the_encoder_finetuning_moves_it_and_both_learn():
         tuned.encoder.blocks[0].attn.qkv.weight, probe.encoder.blocks[0].attn.qkv.weight
     )
     assert not tuned.encoder.mask_token.requires_grad
+
+
+def _plain_segmenter_loop(model, images, labels, steps, batch_size, lr_head, lr_encoder, seed):
+    """The loop train_segmenter had before it trained on fit, kept as the reference."""
+    finetune = lr_encoder > 0
+    model.requires_grad_(True)
+    model.encoder.requires_grad_(finetune)
+    model.encoder.mask_token.requires_grad_(False)
+    groups = [{"params": list(model.head.parameters()), "lr": lr_head}]
+    if finetune:
+        groups.append({"params": [p for p in model.encoder.parameters() if p.requires_grad]})
+        groups[-1]["lr"] = lr_encoder
+    optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps, 0.05))
+    generator = torch.Generator().manual_seed(stable_seed("segmenter", seed))
+    history = []
+    model.train()
+    for _ in range(steps):
+        pick = torch.randint(len(images), (batch_size,), generator=generator)
+        batch, target = augment.hflip(
+            images[pick].float().div(255), labels[pick], generator=generator
+        )
+        batch = augment.strong_perturbation(batch, generator)
+        loss = F.cross_entropy(model(batch), target)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        history.append(loss.item())
+    return history
+
+
+@pytest.mark.parametrize("lr_encoder", [0.0, 1e-4])
+def test_train_segmenter_on_fit_equals_the_plain_loop_bit_for_bit(lr_encoder):
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (12, 3, 28, 28), generator=g, dtype=torch.uint8)
+    labels = torch.randint(0, 3, (12, 28, 28), generator=g)
+    runs = []
+    for train in (train_segmenter, _plain_segmenter_loop):
+        torch.manual_seed(0)
+        model = Segmenter("micro", 3, img_size=28)
+        if train is train_segmenter:
+            history = train(model, images, labels, 6, 4, 1e-3, lr_encoder, True, 2, False)
+        else:
+            history = train(model, images, labels, 6, 4, 1e-3, lr_encoder, 2)
+        runs.append((history, model.state_dict()))
+    (fitted, state), (plain, reference) = runs
+    assert fitted == plain
+    assert all(torch.equal(state[k], reference[k]) for k in reference)
 
 
 def test_segmenter_checkpoint_round_trip_and_wrong_kind(tmp_path):
