@@ -262,8 +262,9 @@ def _train_mim(
     losses: list[Tensor] = []
 
     def step(net: MaskedImageModel, batch: dict, _generator: torch.Generator, _step: int):
-        losses.append(net(batch["image"], batch["masks"]))
-        return losses[-1], {}
+        loss = net(batch["image"], batch["masks"])
+        losses.append(loss.detach())
+        return loss, {}
 
     run = Run(model, batches, settings, single_process("cpu"), net=model, name="masked image model")
     fit(run, step)
